@@ -122,3 +122,51 @@ def check_positive(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"{name} must be a positive number; got {value!r}")
     return float(value)
+
+
+def flatten_multivariate(
+    samples: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    sample_dim: int,
+    min_members: int,
+    member_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Size]:
+    """Check and flatten a multivariate ensemble.
+
+    Returns ``x (m, B, d)``, ``y (B, d)`` and normalised weights ``(m, B)`` (or ``None``) in the compute dtype,
+    plus the batch shape to restore with ``values.reshape(batch_shape)``.
+    """
+    samples = move_sample_dim(check_floating("samples", samples), sample_dim)
+    check_sample_target(samples, target, event_rank=1, min_members=min_members)
+    dtype = compute_dtype(samples, target)
+    batch_shape = target.shape[:-1]
+    m, d = samples.shape[0], target.shape[-1]
+    w = normalise_weights(member_weights, samples, event_rank=1, dtype=dtype)
+    x = samples.to(dtype).reshape(m, -1, d)
+    y = target.to(dtype).reshape(-1, d)
+    if w is not None:
+        w = w.reshape(m, -1)
+    return x, y, w, batch_shape
+
+
+def flatten_univariate(
+    samples: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    sample_dim: int,
+    min_members: int,
+    member_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Size]:
+    """Check and flatten a univariate ensemble: ``x (m, B)``, ``y (B,)``, weights ``(m, B)`` or ``None``."""
+    samples = move_sample_dim(check_floating("samples", samples), sample_dim)
+    check_sample_target(samples, target, event_rank=0, min_members=min_members)
+    dtype = compute_dtype(samples, target)
+    batch_shape = target.shape
+    m = samples.shape[0]
+    w = normalise_weights(member_weights, samples, event_rank=0, dtype=dtype)
+    x = samples.to(dtype).reshape(m, -1)
+    y = target.to(dtype).reshape(-1)
+    if w is not None:
+        w = w.reshape(m, -1)
+    return x, y, w, batch_shape

@@ -1,0 +1,11 @@
+"""scoringrules_torch: strictly proper scoring rules as PyTorch losses.
+
+The score Modules live at the top level; the functional interface in :mod:`scoringrules_torch.functional`.
+"""
+
+from . import functional
+from .scores import CRPS, EnergyScore, KernelScore, VariogramScore
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["CRPS", "EnergyScore", "KernelScore", "VariogramScore", "functional", "__version__"]

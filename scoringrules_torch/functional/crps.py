@@ -1,0 +1,153 @@
+"""Continuous ranked probability score (CRPS) of univariate ensembles."""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_choice, flatten_univariate
+from ._reduction import check_reduction, reduce
+
+__all__ = ["CRPS_ESTIMATORS", "crps_ensemble"]
+
+#: Estimators of the ensemble CRPS.
+CRPS_ESTIMATORS = ("fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm")
+_MIN_MEMBERS = {"fair": 2, "pwm": 2}
+
+
+def _sorted_with_weights(
+    x: torch.Tensor, w: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sort members along axis 0; return sorted values, their weights and inclusive cumulative weights."""
+    xs, idx = torch.sort(x, dim=0)
+    m = x.shape[0]
+    if w is None:
+        ws = torch.full_like(xs, 1.0 / m)
+        cum = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).unsqueeze(1).expand_as(xs) / m
+    else:
+        ws = torch.gather(w, 0, idx)
+        cum = torch.cumsum(ws, dim=0)
+    return xs, ws, cum
+
+
+def _crps_values(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, estimator: str) -> torch.Tensor:
+    """Per-observation CRPS for ``x (m, B)``, ``y (B,)``; ``w`` normalised ``(m, B)`` or ``None``."""
+    m = x.shape[0]
+    # Translation invariance: measure everything from the target (removes cancellation for large offsets).
+    x = x - y.unsqueeze(0)
+    absx = x.abs()
+    accuracy = absx.mean(0) if w is None else (w * absx).sum(0)
+
+    if estimator in ("fair", "nrg"):
+        # sum_{i,j} w_i w_j |x_i - x_j| = 2 sum_i w_(i) x_(i) (C_{i-1} + C_i - 1) on the sorted ensemble.
+        xs, ws, cum = _sorted_with_weights(x, w)
+        pair_sum = 2.0 * (ws * xs * (2.0 * cum - ws - 1.0)).sum(0)
+        if estimator == "nrg":
+            return accuracy - 0.5 * pair_sum
+        norm = 1.0 - (ws * ws).sum(0)
+        return accuracy - 0.5 * pair_sum / norm
+    if estimator == "pwm":
+        # Probability weighted moments: E|X - y| + beta_0 - 2 beta_1.
+        xs, ws, cum = _sorted_with_weights(x, w)
+        beta0 = (ws * xs).sum(0)
+        beta1 = (ws * xs * (cum - ws)).sum(0) / (1.0 - (ws * ws).sum(0))
+        return accuracy + beta0 - 2.0 * beta1
+    if estimator == "qd":
+        # Quantile decomposition: 2 sum_i w_(i) (1{x_(i) > y} - a_i)(x_(i) - y), a_i = C_i - w_(i)/2.
+        xs, ws, cum = _sorted_with_weights(x, w)
+        a = cum - 0.5 * ws
+        coef = torch.where(xs > 0, 1.0 - a, -a)
+        return 2.0 * (ws * coef * xs).sum(0)
+    if estimator == "int":
+        # Integral form: sum over the gaps of the sorted (members + target) of (F_m - 1{z >= y})^2 * gap.
+        wts = torch.full_like(x, 1.0 / m) if w is None else w
+        z = torch.cat([x, torch.zeros_like(y).unsqueeze(0)], dim=0)
+        zw = torch.cat([wts, torch.zeros_like(y).unsqueeze(0)], dim=0)
+        zs, idx = torch.sort(z, dim=0, stable=True)
+        cdf = torch.cumsum(torch.gather(zw, 0, idx), dim=0)
+        step = (zs >= 0).to(x.dtype)
+        gaps = zs[1:] - zs[:-1]
+        return (gaps * (cdf[:-1] - step[:-1]) ** 2).sum(0)
+    # akr / akr_circperm: neighbours in the given member order (circular).
+    shift = 1 if estimator == "akr" else m // 2
+    dist = (x - torch.roll(x, shifts=shift, dims=0)).abs()
+    spread = dist.mean(0) if w is None else (w * dist).sum(0)
+    return accuracy - 0.5 * spread
+
+
+def crps_ensemble(
+    samples: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    estimator: str = "fair",
+    member_weights: torch.Tensor | None = None,
+    sample_dim: int = 0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""CRPS of a univariate ensemble against observations; lower is better.
+
+    .. math::
+
+        \mathrm{CRPS}(F, y) = \int_{-\infty}^{\infty} \big(F(z) - \mathbf 1\{z \ge y\}\big)^2\,dz
+        = \mathbb{E}|X - y| - \tfrac12 \mathbb{E}|X - X'|,
+
+    the one-dimensional energy score with :math:`\beta = 1`; strictly proper. Negatively oriented (the
+    positively oriented score is :math:`-\mathrm{CRPS}`).
+
+    Estimators from :math:`m` members :math:`x_1, \dots, x_m` (sorted: :math:`x_{(1)} \le \dots \le x_{(m)}`):
+
+    * ``"fair"`` (default): spread term :math:`\frac{1}{2m(m-1)}\sum_{i\ne j}|x_i - x_j|`; unbiased for the
+      CRPS of the distribution the members are drawn from. Computed on the sorted ensemble in
+      :math:`O(m\log m)`; needs :math:`m\ge 2`.
+    * ``"pwm"``: probability weighted moments, :math:`\mathbb{E}|X-y| + \beta_0 - 2\beta_1`; equals ``"fair"``.
+    * ``"nrg"``: :math:`\frac{1}{2m^2}\sum_{i,j}|x_i - x_j|`: the CRPS of the empirical distribution (biased as an
+      estimate of the CRPS of :math:`F`). :math:`O(m\log m)` here.
+    * ``"qd"`` (quantile decomposition) and ``"int"`` (integral of the squared CDF difference): both equal
+      ``"nrg"``; :math:`O(m\log m)`.
+    * ``"akr"`` / ``"akr_circperm"``: :math:`O(m)` approximations using the partners :math:`x_{i-1}` /
+      :math:`x_{i-\lfloor m/2\rfloor}` (circular, in the given member order).
+
+    With ``member_weights`` (normalised to sum to one) every estimator uses weighted sums; ``"fair"`` and
+    ``"pwm"`` divide the pair term by :math:`1-\sum_i w_i^2` (as ``scoringrules``). Note: for ``"akr_circperm"``
+    with weights and an even :math:`m`, ``scoringrules`` 0.10 uses partner :math:`x_{i+(m-1)//2}`; this function
+    uses the same partner :math:`x_{i-m//2}` with and without weights.
+
+    Args:
+        samples: ensemble members, sample axis first by default.
+        target: observations.
+        estimator: one of ``"fair"``, ``"nrg"``, ``"pwm"``, ``"int"``, ``"qd"``, ``"akr"``, ``"akr_circperm"``.
+        member_weights: optional non-negative weights of shape ``(m,)`` or ``(m, *batch)``.
+        sample_dim: the axis of ``samples`` that indexes members.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - samples: :math:`(m, *\text{batch})` (sample axis at ``sample_dim``)
+        - target: :math:`(*\text{batch})`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Returns:
+        The CRPS.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch.functional import crps_ensemble
+        >>> samples = torch.tensor([[0.0], [1.0]])  # m=2 members, one observation
+        >>> crps_ensemble(samples, torch.tensor([0.0]))  # (0 + 1)/2 - (2 * 1)/(2 * 2)
+        tensor(0.)
+        >>> crps_ensemble(samples, torch.tensor([0.0]), estimator="nrg")  # (0 + 1)/2 - (2 * 1)/(2 * 4)
+        tensor(0.2500)
+
+    References:
+        Matheson, J. E. & Winkler, R. L. (1976). Scoring rules for continuous probability distributions.
+        Ferro, C. A. T. (2014). Fair scores for ensemble forecasts. QJRMS 140.
+        Zamo, M. & Naveau, P. (2018). Estimation of the CRPS for ensemble forecasts. Math. Geosci. 50.
+    """
+    check_reduction(reduction)
+    check_choice("estimator", estimator, CRPS_ESTIMATORS)
+    x, y, w, batch_shape = flatten_univariate(
+        samples,
+        target,
+        sample_dim=sample_dim,
+        min_members=_MIN_MEMBERS.get(estimator, 1),
+        member_weights=member_weights,
+    )
+    return reduce(_crps_values(x, y, w, estimator).reshape(batch_shape), reduction)

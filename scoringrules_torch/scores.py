@@ -1,0 +1,251 @@
+"""Thin ``nn.Module`` wrappers: each ``forward`` is one call of the functional with the stored settings.
+
+Hyperparameters are validated when the module is built, so a typo fails at construction, not at the first batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .functional._checks import check_choice
+from .functional._reduction import check_reduction
+from .functional.crps import CRPS_ESTIMATORS, crps_ensemble
+from .functional.energy import ENERGY_ESTIMATORS, check_beta, energy_score
+from .functional.kernel import KERNEL_ESTIMATORS, KERNELS, KernelFn, kernel_score
+from .functional.variogram import VARIOGRAM_ESTIMATORS, variogram_score
+
+__all__ = ["CRPS", "EnergyScore", "KernelScore", "VariogramScore"]
+
+
+class _Score(nn.Module):
+    def __init__(self, *, sample_dim: int, reduction: str) -> None:
+        super().__init__()
+        self.sample_dim = sample_dim
+        self.reduction = check_reduction(reduction)
+
+
+class EnergyScore(_Score):
+    r"""Energy score loss, :math:`\mathbb{E}\|X - y\|^\beta - \tfrac12\mathbb{E}\|X - X'\|^\beta`.
+
+    See :func:`scoringrules_torch.functional.energy_score` for the definition, estimators and numerics.
+
+    Args:
+        beta: exponent in :math:`(0, 2]` (strictly proper below 2).
+        estimator: ``"fair"`` | ``"nrg"`` | ``"pairs"`` | ``"akr"`` | ``"akr_circperm"``.
+        sample_dim: the axis of ``samples`` that indexes members.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - samples: :math:`(m, *\text{batch}, d)`; target: :math:`(*\text{batch}, d)`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch import EnergyScore
+        >>> loss_fn = EnergyScore(estimator="pairs")
+        >>> samples = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]]], requires_grad=True)
+        >>> loss = loss_fn(samples, torch.zeros(1, 2))
+        >>> loss.backward()
+        >>> loss
+        tensor(0., grad_fn=<MeanBackward0>)
+    """
+
+    def __init__(
+        self, *, beta: float = 1.0, estimator: str = "fair", sample_dim: int = 0, reduction: str = "mean"
+    ) -> None:
+        super().__init__(sample_dim=sample_dim, reduction=reduction)
+        self.beta = check_beta(beta)
+        self.estimator = check_choice("estimator", estimator, ENERGY_ESTIMATORS)
+
+    def forward(
+        self, samples: torch.Tensor, target: torch.Tensor, member_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return energy_score(
+            samples,
+            target,
+            beta=self.beta,
+            estimator=self.estimator,
+            member_weights=member_weights,
+            sample_dim=self.sample_dim,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, estimator={self.estimator!r}, reduction={self.reduction!r}"
+
+
+class CRPS(_Score):
+    r"""Continuous ranked probability score loss for univariate forecasts.
+
+    ``forward(prediction, target)`` takes either an ensemble ``(m, *batch)`` (see
+    :func:`scoringrules_torch.functional.crps_ensemble`) or a ``torch.distributions.Distribution`` with batch shape
+    ``batch`` (closed form, see :func:`scoringrules_torch.functional.crps`; available when the density-based
+    scores are installed).
+
+    Args:
+        estimator: ensemble estimator, ``"fair"`` | ``"nrg"`` | ``"pwm"`` | ``"int"`` | ``"qd"`` | ``"akr"`` |
+            ``"akr_circperm"`` (ignored for distributions).
+        sample_dim: the axis of an ensemble that indexes members.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - prediction: :math:`(m, *\text{batch})` or a Distribution with batch shape :math:`(*\text{batch})`
+        - target: :math:`(*\text{batch})`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch import CRPS
+        >>> CRPS()(torch.tensor([[0.0], [1.0]]), torch.tensor([0.0]))
+        tensor(0.)
+    """
+
+    def __init__(self, *, estimator: str = "fair", sample_dim: int = 0, reduction: str = "mean") -> None:
+        super().__init__(sample_dim=sample_dim, reduction=reduction)
+        self.estimator = check_choice("estimator", estimator, CRPS_ESTIMATORS)
+
+    def forward(self, prediction, target: torch.Tensor, member_weights: torch.Tensor | None = None):
+        if isinstance(prediction, torch.distributions.Distribution):
+            try:
+                from .functional.crps_closed import crps
+            except ImportError as err:  # pragma: no cover - only before the closed forms exist
+                raise NotImplementedError(
+                    "closed-form CRPS of distributions is not available in this build; draw samples with "
+                    "dist.sample((m,)) and pass them instead"
+                ) from err
+            return crps(prediction, target, reduction=self.reduction)
+        return crps_ensemble(
+            prediction,
+            target,
+            estimator=self.estimator,
+            member_weights=member_weights,
+            sample_dim=self.sample_dim,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"estimator={self.estimator!r}, reduction={self.reduction!r}"
+
+
+class KernelScore(_Score):
+    r"""Kernel score loss, :math:`\tfrac12\mathbb{E}k(X,X') + \tfrac12 k(y,y) - \mathbb{E}k(X,y)`.
+
+    See :func:`scoringrules_torch.functional.kernel_score`.
+
+    Args:
+        kernel: ``"gaussian"`` | ``"laplacian"`` | ``"inverse_multiquadric"`` | ``"energy"`` or a callable.
+        bandwidth: positive float, ``"median"``, or a sequence of positive floats (multi-scale).
+        beta: exponent of the ``"energy"`` kernel.
+        estimator: ``"fair"`` | ``"nrg"`` | ``"akr"`` | ``"akr_circperm"``.
+        sample_dim: the axis of ``samples`` that indexes members.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - samples: :math:`(m, *\text{batch}, d)`; target: :math:`(*\text{batch}, d)`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch import KernelScore
+        >>> KernelScore(bandwidth=[0.5, 1.0, 2.0])(torch.zeros(4, 1, 3), torch.zeros(1, 3))
+        tensor(0.)
+    """
+
+    def __init__(
+        self,
+        *,
+        kernel: str | KernelFn = "gaussian",
+        bandwidth: float | str | Sequence[float] = 1.0,
+        beta: float = 1.0,
+        estimator: str = "fair",
+        sample_dim: int = 0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(sample_dim=sample_dim, reduction=reduction)
+        if not callable(kernel):
+            check_choice("kernel", kernel, KERNELS)
+        self.kernel = kernel
+        self.bandwidth = bandwidth
+        self.beta = beta
+        self.estimator = check_choice("estimator", estimator, KERNEL_ESTIMATORS)
+        kernel_score(torch.zeros(2, 1), torch.zeros(1), kernel=kernel, bandwidth=bandwidth, beta=beta)
+
+    def forward(
+        self, samples: torch.Tensor, target: torch.Tensor, member_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return kernel_score(
+            samples,
+            target,
+            kernel=self.kernel,
+            bandwidth=self.bandwidth,
+            beta=self.beta,
+            estimator=self.estimator,
+            member_weights=member_weights,
+            sample_dim=self.sample_dim,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel!r}, bandwidth={self.bandwidth!r}, estimator={self.estimator!r}"
+
+
+class VariogramScore(_Score):
+    r"""Variogram score loss of order :math:`p` (proper, not strictly proper).
+
+    See :func:`scoringrules_torch.functional.variogram_score`.
+
+    Args:
+        p: order :math:`p > 0`.
+        weights: optional pair weights ``(d, d)`` (registered as a buffer, so it follows ``.to(device)``).
+        estimator: ``"nrg"`` | ``"fair"``.
+        sample_dim: the axis of ``samples`` that indexes members.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - samples: :math:`(m, *\text{batch}, d)`; target: :math:`(*\text{batch}, d)`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch import VariogramScore
+        >>> VariogramScore(p=1.0)(torch.zeros(2, 1, 2), torch.tensor([[0.0, 1.0]]))
+        tensor(2.)
+    """
+
+    weights: torch.Tensor | None
+
+    def __init__(
+        self,
+        *,
+        p: float = 0.5,
+        weights: torch.Tensor | None = None,
+        estimator: str = "nrg",
+        sample_dim: int = 0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(sample_dim=sample_dim, reduction=reduction)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
+            raise ValueError(f"p must be a positive number; got {p!r}")
+        self.p = float(p)
+        self.estimator = check_choice("estimator", estimator, VARIOGRAM_ESTIMATORS)
+        self.register_buffer("weights", weights)
+
+    def forward(
+        self, samples: torch.Tensor, target: torch.Tensor, member_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return variogram_score(
+            samples,
+            target,
+            p=self.p,
+            weights=self.weights,
+            estimator=self.estimator,
+            member_weights=member_weights,
+            sample_dim=self.sample_dim,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, estimator={self.estimator!r}, reduction={self.reduction!r}"
