@@ -1,0 +1,339 @@
+"""EAR's implicit MLP generator head, trained by a sample-based proper scoring rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from scoringrules_torch.functional._checks import check_choice
+from scoringrules_torch.functional.crps import CRPS_ESTIMATORS, crps_ensemble
+from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score_terms
+from scoringrules_torch.functional.kernel import KERNEL_ESTIMATORS, kernel_score
+from scoringrules_torch.functional.variogram import variogram_score
+from scoringrules_torch.heads._layers import AdaLNBlock, ModulatedFinalLayer, xavier_init, zero_init
+from scoringrules_torch.heads.base import HeadBase
+
+__all__ = ["ImplicitGeneratorHead", "ScoreTerms"]
+
+_SCORES = ("energy", "kernel", "crps", "energy+variogram")
+_NOISES = ("uniform", "gaussian")
+
+ScoreFn = Callable[..., torch.Tensor]
+
+
+class ScoreTerms(NamedTuple):
+    """The two terms of an energy-type training loss, masked means over positions (detached).
+
+    ``loss = accuracy - train_temperature * spread (+ variogram)`` with ``accuracy = E||X - y||^beta`` and
+    ``spread = 1/2 E||X - X'||^beta``, as estimated by the chosen estimator.
+    """
+
+    accuracy: torch.Tensor
+    spread: torch.Tensor
+
+
+def _build_score(
+    score: str | ScoreFn,
+    *,
+    estimator: str,
+    score_kwargs: dict[str, Any],
+) -> tuple[ScoreFn | None, bool]:
+    """Return ``(extra_fn, energy)``: ``energy`` says whether the energy terms are part of the loss and
+    ``extra_fn(samples, target) -> (N,)`` is any other per-position score to add (or the whole score).
+
+    ``"pairs"`` maps to ``"akr_circperm"`` for the kernel score and the CRPS: with an even ``m`` the circular
+    partner of sample ``i`` is sample ``i + m/2``, so that estimator is exactly the disjoint-pairs one.
+    """
+    if callable(score):
+        fn = score
+
+        def user_score(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return fn(samples, target, reduction="none", **score_kwargs)
+
+        return user_score, False
+    check_choice("score", score, _SCORES)
+    pairs_like = "akr_circperm" if estimator == "pairs" else estimator
+    if score == "energy":
+        if score_kwargs:
+            raise ValueError(
+                f"score_kwargs is not used with score='energy' (use beta and estimator); got "
+                f"{sorted(score_kwargs)}"
+            )
+        return None, True
+    if score == "energy+variogram":
+        kwargs = {"estimator": "nrg" if estimator == "nrg" else "fair", **score_kwargs}
+
+        def variogram(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return variogram_score(samples, target, reduction="none", **kwargs)
+
+        return variogram, True
+    if score == "kernel":
+        check_choice("estimator (for score='kernel')", estimator, KERNEL_ESTIMATORS + ("pairs",))
+
+        def kernel(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return kernel_score(samples, target, estimator=pairs_like, reduction="none", **score_kwargs)
+
+        return kernel, False
+    # CRPS of each token dimension, summed
+    if score_kwargs:
+        raise ValueError(f"score_kwargs is not used with score='crps'; got {sorted(score_kwargs)}")
+    check_choice("estimator (for score='crps')", estimator, CRPS_ESTIMATORS + ("pairs",))
+
+    def crps(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return crps_ensemble(samples, target, estimator=pairs_like, reduction="none").sum(-1)
+
+    return crps, False
+
+
+class ImplicitGeneratorHead(HeadBase):
+    r"""EAR's implicit generator: an MLP that maps (hidden state, noise) to a token, trained by a score.
+
+    The head represents the predictive distribution only through samples ``x = g(z, eps)``. Following the
+    official EAR code (Shao, Meng & Zhou 2025):
+
+    - noise ``eps ~ U[-1/2, 1/2]^noise_dim`` (or ``N(0, I)`` with ``noise="gaussian"``), embedded linearly,
+      ``e = Linear(eps)``;
+    - the residual stream starts from the condition, ``h_0 = Linear(z)`` (computed once per position and
+      shared by all ``m`` samples: the condition is repeated *after* the backbone, never through it);
+    - ``depth`` blocks ``h <- h + gate * FFN(LN(h) * (1 + scale) + shift)``, with
+      ``[shift, scale, gate] = Linear(SiLU(e))`` per block, ``LN`` affine with eps 1e-6 and
+      ``FFN = Linear(W, W) - SiLU - Linear(W, W)``;
+    - a final layer ``Linear(W, token_dim)(LN_noaffine(h) * (1 + scale_f) + shift_f)`` with
+      ``[shift_f, scale_f] = Linear(SiLU(e))``;
+    - xavier-uniform weights and zero biases everywhere, except the modulation and output layers, which start
+      at zero: the initial head outputs exactly 0 for every noise, so the ``m`` samples coincide at step 0
+      (the scores' gradients are finite there).
+
+    **Training.** ``loss`` draws ``m = num_samples`` samples per position in one generator pass and returns
+    the masked mean of a sample-based proper score (negatively oriented). For ``score="energy"``:
+
+    .. math::
+        \ell(z, y) = \widehat{E}\|X - y\|^\beta - \tau_{train}\,\tfrac12\,\widehat{E}\|X - X'\|^\beta ,
+
+    with the expectations estimated by ``estimator``: ``"pairs"`` (EAR: sample ``i`` is paired with sample
+    ``i + m/2``; O(m)) or ``"fair"`` (all pairs, unbiased). With ``estimator="pairs"``, ``beta=1`` and
+    ``num_samples=2`` the loss is exactly one half of EAR's ``||x1 - y|| + ||x2 - y|| - tau ||x1 - x2||``;
+    EAR's ``score_batch_mul = k`` corresponds to ``num_samples = 2k``.
+
+    ``train_temperature`` (EAR's tau_train) < 1 down-weights the spread term. **The loss is then not a proper
+    scoring rule**: its minimiser is sharper (less diverse) than the data distribution. EAR uses 0.99 in its
+    short second training stage; keep 1.0 unless you want that trade-off.
+
+    Other scores: ``"kernel"`` (kernel score, Gaussian kernel by default, see ``score_kwargs``), ``"crps"`` (the
+    CRPS of each token dimension, summed; proper but not strictly proper for the joint law), ``"energy+variogram"``
+    (energy score plus the variogram score, which adds sensitivity to the dependence between dimensions), or any
+    callable ``score(samples, target, reduction="none", **score_kwargs) -> (N,)``.
+
+    **Sampling.** ``sample(z, temperature)`` draws one token per position in one generator pass. As in EAR,
+    the temperature multiplies only the residual blocks' AdaLN shifts (bias included); scales, gates, the final
+    layer and the noise range are untouched. ``temperature=1`` samples the trained model.
+
+    Args:
+        token_dim: token size ``d``.
+        cond_dim: hidden-state size ``D``.
+        width: generator width ``W`` (EAR-B 1024, L 1280, H 1536).
+        depth: number of residual blocks (EAR-B 6, L 8, H 12).
+        noise_dim: noise size (EAR: 64).
+        noise: ``"uniform"`` (``U[-1/2, 1/2]``, EAR) or ``"gaussian"`` (``N(0, 1)``).
+        num_samples: samples per position for the training loss, ``m >= 2`` (even for ``"pairs"``).
+        score: ``"energy"`` (default), ``"kernel"``, ``"crps"``, ``"energy+variogram"`` or a callable.
+        beta: energy-score exponent, strictly proper for ``0 < beta < 2``.
+        estimator: ``"pairs"`` (EAR, default), ``"fair"``, ``"nrg"``, ``"akr"``, ``"akr_circperm"`` (for the
+            kernel score and the CRPS ``"pairs"`` runs ``"akr_circperm"``, which with an even ``m`` is the same
+            disjoint-pairs estimator; the CRPS also takes ``"pwm"``, ``"int"``, ``"qd"``; the variogram part of
+            ``"energy+variogram"`` uses ``"fair"``, or ``"nrg"`` if ``estimator="nrg"``).
+        train_temperature: weight on the spread term (EAR's tau_train); < 1 is improper (see above).
+        score_kwargs: extra keywords for the kernel/variogram/callable score (e.g. ``{"bandwidth": 2.0}``).
+        log_terms: if True, ``loss`` stores the detached energy terms in ``last_terms`` (:class:`ScoreTerms`).
+
+    Shape:
+        - z: ``(*positions, cond_dim)``; target: ``(*positions, token_dim)``; mask: ``(*positions)``
+        - ``loss``: scalar in float32 or wider; ``sample``: ``(*positions, token_dim)`` in ``z``'s dtype
+        - ``forward(z, noise)``: noise ``(*S, *positions, noise_dim)`` -> ``(*S, *positions, token_dim)``
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch.heads import ImplicitGeneratorHead
+        >>> _ = torch.manual_seed(0)
+        >>> head = ImplicitGeneratorHead(2, 8, width=32, depth=2, num_samples=4)
+        >>> z, y = torch.randn(5, 3, 8), torch.randn(5, 3, 2)
+        >>> loss = head.loss(z, y)            # energy score, EAR's pairs estimator
+        >>> loss.backward()
+        >>> head.sample(z, temperature=0.7).shape
+        torch.Size([5, 3, 2])
+        >>> bool(torch.all(head.sample(z) == 0))   # zero-initialised: every sample is 0 at step 0
+        True
+
+    References:
+        Shao, Meng & Zhou, "Continuous Visual Autoregressive Generation via Score Maximization", ICML 2025.
+        Gneiting & Raftery, "Strictly Proper Scoring Rules, Prediction, and Estimation", JASA 2007.
+    """
+
+    def __init__(
+        self,
+        token_dim: int,
+        cond_dim: int,
+        *,
+        width: int = 1024,
+        depth: int = 6,
+        noise_dim: int = 64,
+        noise: str = "uniform",
+        num_samples: int = 2,
+        score: str | ScoreFn = "energy",
+        beta: float = 1.0,
+        estimator: str = "pairs",
+        train_temperature: float = 1.0,
+        score_kwargs: dict[str, Any] | None = None,
+        log_terms: bool = False,
+    ) -> None:
+        super().__init__(token_dim, cond_dim)
+        for name, value, low in (("width", width, 1), ("depth", depth, 0), ("noise_dim", noise_dim, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        check_choice("noise", noise, _NOISES)
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 2:
+            raise ValueError(
+                f"num_samples must be an int >= 2 (a sample-based score needs two samples per position "
+                f"to see the spread); got {num_samples!r}"
+            )
+        if not callable(score) and score in ("energy", "energy+variogram"):
+            check_choice("estimator", estimator, ENERGY_ESTIMATORS)
+        if estimator == "pairs" and num_samples % 2:
+            raise ValueError(
+                f"estimator='pairs' pairs sample i with sample i + m/2, so num_samples must be even; got "
+                f"num_samples={num_samples}"
+            )
+        if not (isinstance(beta, (int, float)) and 0 < beta <= 2):
+            raise ValueError(f"beta must be in (0, 2] (strictly proper in (0, 2)); got {beta!r}")
+        if not (isinstance(train_temperature, (int, float)) and train_temperature >= 0):
+            raise ValueError(f"train_temperature must be >= 0; got {train_temperature!r}")
+        is_energy = not callable(score) and score in ("energy", "energy+variogram")
+        if train_temperature != 1.0 and not is_energy:
+            raise ValueError(
+                f"train_temperature != 1 is only defined for score='energy' or 'energy+variogram'; got "
+                f"train_temperature={train_temperature!r} with score={score!r}"
+            )
+        self.width = width
+        self.depth = depth
+        self.noise_dim = noise_dim
+        self.noise = noise
+        self.num_samples = num_samples
+        self.score = score
+        self.beta = float(beta)
+        self.estimator = estimator
+        self.train_temperature = float(train_temperature)
+        self.log_terms = bool(log_terms)
+        self.last_terms: ScoreTerms | None = None
+        self._extra_score, self._energy = _build_score(
+            score, estimator=estimator, score_kwargs=dict(score_kwargs or {})
+        )
+
+        self.noise_embed = nn.Linear(noise_dim, width)
+        self.input_proj = nn.Linear(cond_dim, width)
+        self.blocks = nn.ModuleList(AdaLNBlock(width) for _ in range(depth))
+        self.final = ModulatedFinalLayer(width, token_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """EAR's initialisation: xavier-uniform/zero bias, then zero modulation and output layers."""
+        xavier_init(self)
+        for block in self.blocks:
+            zero_init(block.modulation)
+        zero_init(self.final.modulation)
+        zero_init(self.final.linear)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, width={self.width}, depth={self.depth}, noise_dim={self.noise_dim}, "
+            f"noise={self.noise!r}, num_samples={self.num_samples}, score={self.score!r}, "
+            f"beta={self.beta}, estimator={self.estimator!r}, train_temperature={self.train_temperature}"
+        )
+
+    # -- generator --------------------------------------------------------------------------------------
+    def draw_noise(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """Noise of shape ``(*shape, noise_dim)`` with the dtype and device of ``like``."""
+        size = (*shape, self.noise_dim)
+        if self.noise == "uniform":
+            return torch.rand(size, dtype=like.dtype, device=like.device) - 0.5
+        return torch.randn(size, dtype=like.dtype, device=like.device)
+
+    def forward(
+        self, z: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """Deterministic generator ``g(z, noise)``; ``noise`` may carry leading sample dimensions.
+
+        ``z (*positions, D)`` and ``noise (*S, *positions, noise_dim)`` give ``(*S, *positions, d)``;
+        ``temperature`` multiplies the residual blocks' AdaLN shifts.
+        """
+        h = self.input_proj(z)
+        c = F.silu(self.noise_embed(noise))
+        if self.depth == 0:
+            h = h.expand(*c.shape[:-1], self.width)
+        for block in self.blocks:
+            h = block(h, c, temperature)
+        return self.final(h, c)
+
+    # -- protocol ---------------------------------------------------------------------------------------
+    def sample(
+        self, z: torch.Tensor, temperature: float = 1.0, *, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One draw per position, ``(*positions, token_dim)`` in ``z``'s dtype (see class docstring)."""
+        self._check_z(z)
+        self._check_temperature(temperature)
+        if noise is None:
+            noise = self.draw_noise(z.shape[:-1], z)
+        return self(z, noise, temperature).to(z.dtype)
+
+    def sample_n(self, z: torch.Tensor, num: int, temperature: float = 1.0) -> torch.Tensor:
+        """``num`` draws per position in one pass: ``(num, *positions, token_dim)``."""
+        self._check_z(z)
+        self._check_temperature(temperature)
+        noise = self.draw_noise((num, *z.shape[:-1]), z)
+        return self(z, noise, temperature).to(z.dtype)
+
+    def loss(
+        self,
+        z: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Masked mean over positions of the training score (see class docstring).
+
+        Args:
+            noise: optional fixed noise ``(num_samples, *positions, noise_dim)`` (for reproducibility).
+        """
+        z, target, mask = self._flatten(z, target, mask)
+        n = z.shape[0]
+        m = self.num_samples
+        if noise is None:
+            noise = self.draw_noise((m, n), z)
+        else:
+            if noise.shape[0] != m or noise.shape[-1] != self.noise_dim or noise[0].numel() != n * self.noise_dim:
+                raise ValueError(
+                    f"noise must have shape (num_samples={m}, *positions, noise_dim={self.noise_dim}); "
+                    f"got {tuple(noise.shape)}"
+                )
+            noise = noise.reshape(m, n, self.noise_dim)
+        dtype = self._loss_dtype(z)
+        samples = self(z, noise).to(dtype)  # (m, N, d)
+        target = target.to(dtype)
+        values = torch.zeros((), dtype=dtype, device=z.device)
+        if self._energy:
+            terms = energy_score_terms(
+                samples, target, beta=self.beta, estimator=self.estimator, reduction="none"
+            )
+            values = terms.accuracy - self.train_temperature * terms.spread
+            if self.log_terms:
+                self.last_terms = ScoreTerms(
+                    self._masked_mean(terms.accuracy, mask).detach(),
+                    self._masked_mean(terms.spread, mask).detach(),
+                )
+        if self._extra_score is not None:
+            values = values + self._extra_score(samples, target)
+        return self._masked_mean(values, mask)
