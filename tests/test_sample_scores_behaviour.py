@@ -1,0 +1,327 @@
+"""Gradients, precision, reductions, compile, Modules and error messages of the sample-based scores."""
+
+import pathlib
+import re
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import scoringrules_torch
+from scoringrules_torch import CRPS, EnergyScore, KernelScore, VariogramScore
+from scoringrules_torch.functional import (
+    crps_ensemble,
+    energy_score,
+    energy_score_terms,
+    kernel_score,
+    variogram_score,
+)
+from scoringrules_torch.functional import _pairwise, energy, variogram
+from scoringrules_torch.functional._pairwise import pairwise_sq_dist
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# (function, multivariate?, estimators, extra kwargs)
+SCORES = [
+    (energy_score, True, ["fair", "nrg", "pairs", "akr", "akr_circperm"], {}),
+    (energy_score, True, ["fair", "nrg"], {"beta": 0.5}),
+    (crps_ensemble, False, ["fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm"], {}),
+    (kernel_score, True, ["fair", "nrg", "akr", "akr_circperm"], {}),
+    (kernel_score, True, ["fair"], {"kernel": "laplacian", "bandwidth": 0.7}),
+    (kernel_score, True, ["fair"], {"kernel": "inverse_multiquadric", "bandwidth": [0.5, 2.0]}),
+    (variogram_score, True, ["nrg", "fair"], {}),
+    (variogram_score, True, ["nrg"], {"p": 1.5}),
+]
+CASES = [
+    pytest.param(fn, mv, est, kw, id=f"{fn.__name__}-{est}-{kw}") for fn, mv, ests, kw in SCORES for est in ests
+]
+
+
+def _inputs(mv, m=4, batch=(3,), d=3, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (*batch, d) if mv else batch
+    x = torch.randn((m, *shape), generator=g, dtype=dtype)
+    y = torch.randn(shape, generator=g, dtype=dtype)
+    return x, y
+
+
+@pytest.mark.parametrize("fn,mv,est,kw", CASES)
+def test_gradcheck_float64(fn, mv, est, kw):
+    x, y = _inputs(mv)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: fn(a, b, estimator=est, reduction="none", **kw), (x, y))
+
+
+@pytest.mark.parametrize("method", ["direct", "gram"])
+@pytest.mark.parametrize("beta", [0.7, 1.0, 1.6])
+def test_pairwise_engine_gradcheck_and_gradgradcheck(method, beta, monkeypatch):
+    x, y = _inputs(True, m=5, d=9)
+    x.requires_grad_(True)
+    monkeypatch.setattr(_pairwise, "choose_method", lambda m, d: method)
+
+    def f(a):
+        return energy_score(a, y, beta=beta, reduction="none")
+
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+def test_direct_path_chunking_is_exact(monkeypatch):
+    x, y = _inputs(True, m=9, batch=(4,), d=3)
+    full = pairwise_sq_dist(x, method="direct")
+    monkeypatch.setattr(_pairwise, "_CHUNK_ELEMENTS", 4 * 9 * 3 * 2)  # two rows per chunk
+    torch.testing.assert_close(pairwise_sq_dist(x, method="direct"), full, rtol=0, atol=0)
+    xr = x.clone().requires_grad_(True)
+    energy_score(xr, y).backward()
+    monkeypatch.setattr(_pairwise, "_CHUNK_ELEMENTS", 1 << 24)
+    xf = x.clone().requires_grad_(True)
+    energy_score(xf, y).backward()
+    torch.testing.assert_close(xr.grad, xf.grad)
+
+
+def test_variogram_chunking_with_checkpointing_is_exact(monkeypatch):
+    x, y = _inputs(True, m=7, batch=(4,), d=5)
+    xa = x.clone().requires_grad_(True)
+    ref = variogram_score(xa, y, estimator="fair")
+    ref.backward()
+    monkeypatch.setattr(variogram, "_CHUNK_ELEMENTS", 4 * 10 * 2)  # two members per chunk
+    xb = x.clone().requires_grad_(True)
+    out = variogram_score(xb, y, estimator="fair")
+    out.backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(xb.grad, xa.grad)
+
+
+@pytest.mark.parametrize("fn,mv,est,kw", CASES)
+@pytest.mark.parametrize("d", [3, 16])
+def test_finite_gradients_when_samples_coincide(fn, mv, est, kw, d):
+    """A zero-initialised generator emits identical samples; they may also equal the target."""
+    _, y = _inputs(mv, d=d)
+    x = y.unsqueeze(0).repeat(4, *([1] * y.dim())).clone().requires_grad_(True)
+    yy = y.clone().requires_grad_(True)
+    fn(x, yy, estimator=est, **kw).backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(yy.grad).all()
+    x2 = torch.zeros_like(x).requires_grad_(True)  # identical samples away from the target
+    fn(x2, y, estimator=est, **kw).backward()
+    assert torch.isfinite(x2.grad).all()
+
+
+def test_energy_gradient_at_coincident_samples_is_the_subgradient_zero():
+    """All samples identical (and != target): the spread term contributes 0, the accuracy term a unit vector."""
+    y = torch.tensor([[3.0, 4.0]])
+    x = torch.zeros(4, 1, 2, requires_grad=True)
+    energy_score(x, y).backward()
+    expected = torch.tensor([-0.6, -0.8]) / 4  # d/dx_i of mean_i ||x_i - y||
+    torch.testing.assert_close(x.grad, expected.expand(4, 1, 2))
+
+
+def test_variogram_gradient_finite_at_default_p():
+    """scoringrules' torch backend gives all-NaN gradients at p=0.5 (|0|^0.5 on the diagonal)."""
+    x, y = _inputs(True, m=6, d=4, dtype=torch.float32)
+    x.requires_grad_(True)
+    variogram_score(x, y).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fn,mv,est,kw", CASES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_accumulate_in_float32(fn, mv, est, kw, dtype):
+    x, y = _inputs(mv, m=8, batch=(16,), d=16, dtype=torch.float32)
+    xh, yh = x.to(dtype), y.to(dtype)
+    out = fn(xh, yh, estimator=est, **kw)
+    assert out.dtype == torch.float32 and torch.isfinite(out)
+    ref = fn(xh.float(), yh.float(), estimator=est, **kw)  # same rounded inputs, float32 arithmetic
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    full = fn(x, y, estimator=est, **kw)  # and near the unrounded float32 result
+    assert abs(float(out) - float(full)) <= 0.05 * abs(float(full)) + 0.05
+
+
+def test_bf16_autocast_keeps_float32_distances():
+    x, y = _inputs(True, m=16, batch=(8,), d=32, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = energy_score(x, y)
+    torch.testing.assert_close(out, energy_score(x, y))
+
+
+@pytest.mark.parametrize("fn,mv,est,kw", CASES)
+def test_reductions(fn, mv, est, kw):
+    x, y = _inputs(mv, batch=(3, 2))
+    none = fn(x, y, estimator=est, reduction="none", **kw)
+    assert none.shape == (3, 2)
+    torch.testing.assert_close(fn(x, y, estimator=est, reduction="mean", **kw), none.mean())
+    torch.testing.assert_close(fn(x, y, estimator=est, reduction="sum", **kw), none.sum())
+    torch.testing.assert_close(fn(x, y, estimator=est, **kw), none.mean())
+
+
+@pytest.mark.parametrize("fn,mv,est,kw", CASES)
+def test_sample_dim(fn, mv, est, kw):
+    x, y = _inputs(mv, batch=(3, 2))
+    ref = fn(x, y, estimator=est, reduction="none", **kw)
+    out = fn(x.movedim(0, 1), y, estimator=est, sample_dim=1, reduction="none", **kw)
+    torch.testing.assert_close(out, ref)
+    out_neg = fn(x.movedim(0, -2 if mv else -1), y, estimator=est, sample_dim=-2 if mv else -1,
+                 reduction="none", **kw)
+    torch.testing.assert_close(out_neg, ref)
+
+
+def test_modules_equal_functionals():
+    x, y = _inputs(True, batch=(5,))
+    w = torch.rand(4, 5, dtype=torch.float64)
+    torch.testing.assert_close(EnergyScore(beta=1.3, estimator="nrg")(x, y, w),
+                               energy_score(x, y, beta=1.3, estimator="nrg", member_weights=w))
+    torch.testing.assert_close(KernelScore(kernel="laplacian", bandwidth=2.0, reduction="sum")(x, y),
+                               kernel_score(x, y, kernel="laplacian", bandwidth=2.0, reduction="sum"))
+    pw = torch.rand(3, 3, dtype=torch.float64)
+    torch.testing.assert_close(VariogramScore(p=1.0, weights=pw, estimator="fair")(x, y),
+                               variogram_score(x, y, p=1.0, weights=pw, estimator="fair"))
+    torch.testing.assert_close(CRPS(estimator="qd", reduction="none")(x[..., 0], y[..., 0]),
+                               crps_ensemble(x[..., 0], y[..., 0], estimator="qd", reduction="none"))
+    assert "beta=1.3" in repr(EnergyScore(beta=1.3))
+
+
+def test_public_api_exports():
+    for name in scoringrules_torch.__all__:
+        assert hasattr(scoringrules_torch, name)
+    for name in scoringrules_torch.functional.__all__:
+        assert hasattr(scoringrules_torch.functional, name)
+
+
+@pytest.mark.parametrize(
+    "fn,mv,est,kw",
+    [
+        pytest.param(energy_score, True, "fair", {}, id="energy-fair"),
+        pytest.param(energy_score, True, "pairs", {}, id="energy-pairs"),
+        pytest.param(crps_ensemble, False, "fair", {}, id="crps-fair"),
+        pytest.param(crps_ensemble, False, "int", {}, id="crps-int"),
+        pytest.param(kernel_score, True, "fair", {}, id="kernel-fair"),
+        pytest.param(variogram_score, True, "fair", {}, id="variogram-fair"),
+    ],
+)
+def test_torch_compile_fullgraph_equals_eager(fn, mv, est, kw):
+    torch._dynamo.reset()
+    x, y = _inputs(mv, m=6, batch=(5,), d=16, dtype=torch.float32)
+    x.requires_grad_(True)
+    compiled = torch.compile(lambda a, b: fn(a, b, estimator=est, **kw), fullgraph=True, backend="aot_eager")
+    out = compiled(x, y)
+    (g_c,) = torch.autograd.grad(out, x)
+    ref = fn(x, y, estimator=est, **kw)
+    (g_e,) = torch.autograd.grad(ref, x)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(g_c, g_e)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor_energy():
+    torch._dynamo.reset()
+    x, y = _inputs(True, m=8, batch=(32,), d=16, dtype=torch.float32)
+    compiled = torch.compile(energy_score, fullgraph=True)
+    torch.testing.assert_close(compiled(x, y), energy_score(x, y))
+
+
+# ----------------------------------------------------------------------------------------------- errors
+
+
+def test_shape_mismatch_message_shows_both_shapes():
+    with pytest.raises(ValueError, match=r"samples shape \(4, 3, 2\).*target shape \(3, 5\)"):
+        energy_score(torch.randn(4, 3, 2), torch.randn(3, 5))
+    with pytest.raises(ValueError, match=r"samples shape \(4, 3\).*target shape \(2,\)"):
+        crps_ensemble(torch.randn(4, 3), torch.randn(2))
+
+
+def test_fair_needs_two_members():
+    for fn, shape in ((energy_score, (1, 3, 2)), (kernel_score, (1, 3, 2)), (variogram_score, (1, 3, 2))):
+        with pytest.raises(ValueError, match="at least 2 samples.*m=1"):
+            fn(torch.randn(shape), torch.randn(shape[1:]), estimator="fair")
+    with pytest.raises(ValueError, match="at least 2 samples.*m=1"):
+        crps_ensemble(torch.randn(1, 3), torch.randn(3))
+
+
+def test_pairs_needs_even_m_and_no_weights():
+    with pytest.raises(ValueError, match="even number of samples.*m=3"):
+        energy_score(torch.randn(3, 2, 2), torch.randn(2, 2), estimator="pairs")
+    with pytest.raises(ValueError, match="pairs.*member_weights"):
+        energy_score(torch.randn(4, 2, 2), torch.randn(2, 2), estimator="pairs", member_weights=torch.ones(4))
+
+
+@pytest.mark.parametrize("beta", [0.0, -1.0, 2.5, float("nan")])
+def test_beta_outside_range(beta):
+    with pytest.raises(ValueError, match=r"beta must be in \(0, 2\]"):
+        energy_score(torch.randn(4, 2, 2), torch.randn(2, 2), beta=beta)
+    with pytest.raises(ValueError, match=r"beta must be in \(0, 2\]"):
+        EnergyScore(beta=beta)
+
+
+def test_beta_two_warns_once(monkeypatch):
+    monkeypatch.setattr(energy, "_beta2_warned", False)
+    with pytest.warns(UserWarning, match="not strictly proper"):
+        energy_score(torch.randn(4, 2, 2), torch.randn(2, 2), beta=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        energy_score(torch.randn(4, 2, 2), torch.randn(2, 2), beta=2.0)
+
+
+@pytest.mark.parametrize("bw", [0.0, -1.0, [1.0, -2.0], "mean", []])
+def test_non_positive_bandwidth(bw):
+    with pytest.raises(ValueError, match="bandwidth"):
+        kernel_score(torch.randn(4, 2, 2), torch.randn(2, 2), bandwidth=bw)
+
+
+def test_unknown_estimator_kernel_reduction_list_valid_names():
+    x, y = torch.randn(4, 2, 2), torch.randn(2, 2)
+    with pytest.raises(ValueError, match="estimator must be one of 'fair', 'nrg', 'pairs', 'akr', 'akr_circperm'"):
+        energy_score(x, y, estimator="unbiased")
+    with pytest.raises(ValueError, match="estimator must be one of .*'pwm'.*got 'bogus'"):
+        crps_ensemble(x[..., 0], y[..., 0], estimator="bogus")
+    with pytest.raises(ValueError, match="kernel must be one of 'gaussian', 'laplacian'.*got 'rbf'"):
+        kernel_score(x, y, kernel="rbf")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        KernelScore(kernel="rbf")
+    with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none'; got 'avg'"):
+        energy_score(x, y, reduction="avg")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        CRPS(reduction="avg")
+    with pytest.raises(ValueError, match="estimator must be one of 'nrg', 'fair'"):
+        variogram_score(x, y, estimator="akr")
+
+
+def test_integer_dtypes_rejected():
+    with pytest.raises(ValueError, match="samples must have a floating-point dtype.*torch.int64"):
+        energy_score(torch.ones(4, 2, 2, dtype=torch.long), torch.ones(2, 2))
+    with pytest.raises(ValueError, match="target must have a floating-point dtype.*torch.int32"):
+        crps_ensemble(torch.ones(4, 2), torch.ones(2, dtype=torch.int32))
+
+
+def test_bad_weights_and_p():
+    x, y = torch.randn(4, 2, 3), torch.randn(2, 3)
+    with pytest.raises(ValueError, match=r"weights must have shape \(m,\) or \(m, \*batch\)"):
+        energy_score(x, y, member_weights=torch.ones(3))
+    with pytest.raises(ValueError, match=r"weights must have shape \(d, d\) = \(3, 3\)"):
+        variogram_score(x, y, weights=torch.ones(2, 2))
+    with pytest.raises(ValueError, match="p must be a positive number"):
+        variogram_score(x, y, p=0.0)
+    with pytest.raises(ValueError, match="sample_dim=5 is out of range"):
+        energy_score(x, y, sample_dim=5)
+
+
+# ----------------------------------------------------------------------------------------------- README
+
+
+def test_readme_example_runs():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["loss"].dim() == 0 and namespace["samples"].grad is not None
+
+
+def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
+    out = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_command.py"), "test"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert "pip install" in out and "-e \".[test]\"" in out and out.endswith("pytest")
+    assert "readme_command.py test" in (ROOT / ".ci" / "run").read_text()
+    text = (ROOT / "README.md").read_text()
+    assert text.count("<!-- command: test -->") == 1
+    assert text.count("<!-- command: main -->") <= 1

@@ -1,0 +1,293 @@
+"""Agreement of the sample-based scores with independent oracles: scoringrules 0.10 (numpy backend, float64),
+properscoring, closed forms and float64 loops."""
+
+import math
+import warnings
+
+import numpy as np
+import properscoring
+import pytest
+import scoringrules as sr
+import torch
+
+from scoringrules_torch.functional import (
+    crps_ensemble,
+    energy_score,
+    energy_score_terms,
+    kernel_score,
+    variogram_score,
+)
+from scoringrules_torch.functional._pairwise import pairwise_sq_dist
+
+BATCHES = [(), (5,), (3, 4)]
+MEMBERS = [2, 3, 17, 64]
+DIMS = [1, 2, 16]
+RTOL = 1e-10
+
+
+def _rel_err(out: torch.Tensor, ref) -> float:
+    ref = np.asarray(ref, dtype=np.float64)
+    out = out.detach().numpy()
+    assert out.shape == ref.shape
+    return float(np.max(np.abs(out - ref)) / max(1e-300, np.max(np.abs(ref))))
+
+
+def _data(batch, m, d, seed=0, weights=False):
+    g = torch.Generator().manual_seed(seed + 1000 * m + d)
+    x = torch.randn((m, *batch, d), generator=g, dtype=torch.float64) * 1.7 + 0.3
+    y = torch.randn((*batch, d), generator=g, dtype=torch.float64)
+    w = torch.rand((m, *batch), generator=g, dtype=torch.float64) + 0.05 if weights else None
+    return x, y, w
+
+
+def _mv(x):  # ours (m, *batch, d) -> scoringrules (*batch, m, d)
+    return np.moveaxis(x.numpy(), 0, -2)
+
+
+def _uv(x):  # ours (m, *batch) -> scoringrules (*batch, m)
+    return np.moveaxis(x.numpy(), 0, -1)
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=str)
+@pytest.mark.parametrize("m", MEMBERS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("estimator", ["fair", "nrg", "akr", "akr_circperm"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_energy_matches_scoringrules(batch, m, d, estimator, weighted):
+    x, y, w = _data(batch, m, d, weights=weighted)
+    kw = {} if w is None else {"ens_w": _uv(w)}
+    ref = sr.es_ensemble(y.numpy(), _mv(x), estimator=estimator, backend="numpy", **kw)
+    out = energy_score(x, y, estimator=estimator, member_weights=w, reduction="none")
+    assert _rel_err(out, ref) <= RTOL
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=str)
+@pytest.mark.parametrize("m", MEMBERS)
+@pytest.mark.parametrize("estimator", ["fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_crps_matches_scoringrules(batch, m, estimator, weighted):
+    x, y, w = _data(batch, m, 1, weights=weighted)
+    x, y = x[..., 0], y[..., 0]
+    kw = {} if w is None else {"ens_w": _uv(w)}
+    ref = sr.crps_ensemble(y.numpy(), _uv(x), estimator=estimator, backend="numpy", **kw)
+    if weighted and estimator == "akr_circperm" and m % 2 == 0:
+        # scoringrules 0.10 pairs x_i with x_{i+(m-1)//2} when weighted but x_{i-m//2} when not; we use the
+        # latter in both cases (see test_crps_weighted_akr_circperm_matches_loop). Equal weights expose the split:
+        ref = sr.crps_ensemble(y.numpy(), _uv(x), estimator=estimator, backend="numpy")
+        w = torch.ones_like(w)
+    out = crps_ensemble(x, y, estimator=estimator, member_weights=w, reduction="none")
+    assert _rel_err(out, ref) <= RTOL
+
+
+@pytest.mark.parametrize("m", MEMBERS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_crps_matches_properscoring(m, weighted):
+    x, y, w = _data((3, 4), m, 1, weights=weighted)
+    x, y = x[..., 0], y[..., 0]
+    ref = properscoring.crps_ensemble(y.numpy(), _uv(x), weights=None if w is None else _uv(w))
+    for est in ("nrg", "qd", "int"):
+        out = crps_ensemble(x, y, estimator=est, member_weights=w, reduction="none")
+        assert _rel_err(out, ref) <= RTOL
+
+
+def test_crps_weighted_akr_circperm_matches_loop():
+    """Our weighted akr_circperm (partner x_{i - m//2}, weight w_i) against a float64 loop, even and odd m."""
+    for m in (4, 7):
+        x, y, w = _data((3,), m, 1, weights=True)
+        x, y = x[..., 0], y[..., 0]
+        wn = w / w.sum(0)
+        ref = torch.zeros(3, dtype=torch.float64)
+        for b in range(3):
+            acc = sum(wn[i, b] * abs(x[i, b] - y[b]) for i in range(m))
+            spr = sum(wn[i, b] * abs(x[i, b] - x[(i - m // 2) % m, b]) for i in range(m))
+            ref[b] = acc - 0.5 * spr
+        out = crps_ensemble(x, y, estimator="akr_circperm", member_weights=w, reduction="none")
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=str)
+@pytest.mark.parametrize("m", MEMBERS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("estimator", ["fair", "nrg", "akr", "akr_circperm"])
+def test_gaussian_kernel_matches_scoringrules(batch, m, d, estimator):
+    x, y, _ = _data(batch, m, d)
+    ref = sr.gksmv_ensemble(y.numpy(), _mv(x), estimator=estimator, backend="numpy")
+    out = kernel_score(x, y, kernel="gaussian", bandwidth=1.0, estimator=estimator, reduction="none")
+    assert _rel_err(out, ref) <= RTOL
+    if d == 1:
+        ref_uv = sr.gksuv_ensemble(y[..., 0].numpy(), _uv(x[..., 0]), estimator=estimator, backend="numpy")
+        assert _rel_err(out, ref_uv) <= RTOL
+
+
+@pytest.mark.parametrize("estimator", ["nrg", "akr", "akr_circperm"])
+def test_weighted_gaussian_kernel_matches_scoringrules(estimator):
+    x, y, w = _data((5,), 17, 2, weights=True)
+    ref = sr.gksmv_ensemble(y.numpy(), _mv(x), ens_w=_uv(w), estimator=estimator, backend="numpy")
+    out = kernel_score(x, y, estimator=estimator, member_weights=w, reduction="none")
+    assert _rel_err(out, ref) <= RTOL
+
+
+def _kernel_loop(x, y, w, k, fair):
+    m, nb = x.shape[0], x.shape[1]
+    wn = w / w.sum(0)
+    out = torch.zeros(nb, dtype=torch.float64)
+    for b in range(nb):
+        cross = sum(wn[i, b] * k(x[i, b], y[b]) for i in range(m))
+        pairs = sum(wn[i, b] * wn[j, b] * k(x[i, b], x[j, b]) for i in range(m) for j in range(m) if i != j or not fair)
+        if fair:
+            pairs = pairs / (1 - (wn[:, b] ** 2).sum())
+        out[b] = 0.5 * pairs + 0.5 * k(y[b], y[b]) - cross
+    return out
+
+
+def test_weighted_fair_kernel_matches_loop_and_uniform_weights():
+    """scoringrules 0.10's weighted fair kernel score keeps the i == j terms (so uniform weights do not give its
+    unweighted fair value); ours excludes them: checked against a float64 loop and against equal weights."""
+    x, y, w = _data((4,), 6, 3, weights=True)
+
+    def gauss(a, b):
+        return torch.exp(-0.5 * ((a - b) ** 2).sum())
+
+    out = kernel_score(x, y, estimator="fair", member_weights=w, reduction="none")
+    torch.testing.assert_close(out, _kernel_loop(x, y, w, gauss, fair=True), rtol=1e-12, atol=0)
+    ones = torch.ones_like(w)
+    torch.testing.assert_close(
+        kernel_score(x, y, member_weights=ones, reduction="none"), kernel_score(x, y, reduction="none")
+    )
+
+
+@pytest.mark.parametrize("kernel,h", [("laplacian", 0.7), ("inverse_multiquadric", 1.3)])
+def test_other_kernels_match_loop(kernel, h):
+    x, y, w = _data((3,), 5, 2, weights=True)
+
+    def k(a, b):
+        r = ((a - b) ** 2).sum().sqrt()
+        return torch.exp(-r / h) if kernel == "laplacian" else (1 + r**2 / h**2) ** -0.5
+
+    for fair in (True, False):
+        out = kernel_score(x, y, kernel=kernel, bandwidth=h, estimator="fair" if fair else "nrg",
+                           member_weights=w, reduction="none")
+        torch.testing.assert_close(out, _kernel_loop(x, y, w, k, fair), rtol=1e-12, atol=0)
+
+
+def test_multiscale_bandwidth_is_sum_and_callable_kernel_matches_builtin():
+    x, y, _ = _data((3,), 5, 2)
+    multi = kernel_score(x, y, bandwidth=[0.5, 2.0], reduction="none")
+    parts = kernel_score(x, y, bandwidth=0.5, reduction="none") + kernel_score(x, y, bandwidth=2.0, reduction="none")
+    torch.testing.assert_close(multi, parts)
+
+    def gauss(a, b):
+        return torch.exp(-0.5 * ((a - b) ** 2).sum(-1) / 0.8**2)
+
+    for est in ("fair", "nrg", "akr"):
+        torch.testing.assert_close(
+            kernel_score(x, y, kernel=gauss, estimator=est, reduction="none"),
+            kernel_score(x, y, bandwidth=0.8, estimator=est, reduction="none"),
+        )
+
+
+def test_median_bandwidth_is_median_pairwise_distance():
+    x, y, _ = _data((2,), 5, 3)
+    out = kernel_score(x, y, bandwidth="median", reduction="none")
+    for b in range(2):
+        dists = [torch.linalg.vector_norm(x[i, b] - x[j, b]) for i in range(5) for j in range(i + 1, 5)]
+        h = float(torch.stack(dists).median())
+        torch.testing.assert_close(out[b], kernel_score(x[:, b], y[b], bandwidth=h))
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 1.5, 2.0])
+@pytest.mark.parametrize("estimator", ["fair", "nrg", "akr", "akr_circperm"])
+def test_energy_kernel_reproduces_energy_score(beta, estimator):
+    x, y, w = _data((3,), 6, 4, weights=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        es = energy_score(x, y, beta=beta, estimator=estimator, member_weights=w, reduction="none")
+        ks = kernel_score(x, y, kernel="energy", beta=beta, estimator=estimator, member_weights=w, reduction="none")
+    torch.testing.assert_close(ks, es, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("batch", [(5,), (3, 4)], ids=str)
+@pytest.mark.parametrize("m", [3, 17])
+@pytest.mark.parametrize("d", [2, 16])
+@pytest.mark.parametrize("estimator", ["nrg", "fair"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_variogram_matches_scoringrules(batch, m, d, estimator, weighted):
+    x, y, w = _data(batch, m, d, weights=weighted)
+    g = torch.Generator().manual_seed(7)
+    pair_w = torch.rand(d, d, generator=g, dtype=torch.float64)
+    for p in (0.5, 1.0, 1.7):
+        kw = {} if w is None else {"ens_w": _uv(w)}
+        ref = sr.vs_ensemble(y.numpy(), _mv(x), w=np.broadcast_to(pair_w.numpy(), (*batch, d, d)), p=p,
+                             estimator=estimator, backend="numpy", **kw)
+        out = variogram_score(x, y, p=p, weights=pair_w, estimator=estimator, member_weights=w, reduction="none")
+        assert _rel_err(out, ref) <= RTOL
+
+
+def test_energy_pairs_estimator_matches_loop():
+    """'pairs': sample k pairs with sample k + m/2; 1/2 x EAR's loss ||x1-y|| + ||x2-y|| - ||x1-x2|| per pair."""
+    x, y, _ = _data((5,), 6, 3)
+    ref = torch.zeros(5, dtype=torch.float64)
+    for b in range(5):
+        for k in range(3):
+            x1, x2 = x[k, b], x[k + 3, b]
+            ear = (x1 - y[b]).norm() + (x2 - y[b]).norm() - (x1 - x2).norm()
+            ref[b] += 0.5 * ear / 3
+    torch.testing.assert_close(energy_score(x, y, estimator="pairs", reduction="none"), ref, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("beta", [0.3, 1.0, 1.8])
+def test_energy_terms_match_loop(beta):
+    x, y, _ = _data((4,), 5, 3)
+    acc, spread = energy_score_terms(x, y, beta=beta, reduction="none")
+    acc_ref = torch.stack([sum((x[i, b] - y[b]).norm() ** beta for i in range(5)) / 5 for b in range(4)])
+    spr_ref = torch.stack([
+        sum((x[i, b] - x[j, b]).norm() ** beta for i in range(5) for j in range(5) if i != j) / (2 * 5 * 4)
+        for b in range(4)
+    ])
+    torch.testing.assert_close(acc, acc_ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(spread, spr_ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(energy_score(x, y, beta=beta, reduction="none"), acc - spread)
+    a_mean, s_mean = energy_score_terms(x, y, beta=beta)
+    torch.testing.assert_close(a_mean, acc.mean())
+    torch.testing.assert_close(s_mean, spread.mean())
+
+
+def test_fair_crps_of_large_normal_ensemble_approaches_closed_form():
+    g = torch.Generator().manual_seed(3)
+    mu, sigma = 0.4, 1.3
+    y = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    m = 20000
+    samples = mu + sigma * torch.randn(m, 7, generator=g, dtype=torch.float64)
+    z = (y - mu) / sigma
+    normal = torch.distributions.Normal(0.0, 1.0)
+    pdf = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    closed = sigma * (z * (2 * normal.cdf(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+    out = crps_ensemble(samples, y, reduction="none")
+    # Monte Carlo error of the U-statistic ~ sigma / sqrt(m): well below 0.02 at m = 20000.
+    assert (out - closed).abs().max() < 0.02
+    assert (out - closed).abs().max() > 0  # really an estimate, not the closed form
+
+
+def test_gram_and_direct_paths_agree_in_float64():
+    x, _, _ = _data((6,), 40, 24)
+    direct = pairwise_sq_dist(x, method="direct")
+    gram = pairwise_sq_dist(x, method="gram")
+    torch.testing.assert_close(gram, direct, rtol=1e-11, atol=1e-12)
+    ref = torch.cdist(x.transpose(0, 1), x.transpose(0, 1), compute_mode="donot_use_mm_for_euclid_dist") ** 2
+    torch.testing.assert_close(direct, ref, rtol=1e-13, atol=1e-13)
+
+
+def test_gram_path_accurate_far_from_origin_in_float32():
+    """torch.cdist's matrix-product mode loses the distances at an offset of 1e3 in float32; ours translates first."""
+    g = torch.Generator().manual_seed(0)
+    x64 = torch.randn(64, 8, 32, generator=g, dtype=torch.float64) + 1e3
+    exact = pairwise_sq_dist(x64, method="direct").sqrt()
+    ours = pairwise_sq_dist(x64.float(), method="gram").sqrt().double()
+    assert (ours - exact).abs().max() < 1e-3
+    assert torch.all(torch.diagonal(pairwise_sq_dist(x64.float(), method="gram"), dim1=-2, dim2=-1) == 0)
+
+
+def test_identical_members_have_exactly_zero_distance_on_both_paths():
+    x = torch.randn(1, 3, 16).expand(10, 3, 16).contiguous() * 123.4
+    for method in ("direct", "gram"):
+        assert torch.all(pairwise_sq_dist(x, method=method) == 0)
