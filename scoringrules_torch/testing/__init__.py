@@ -76,7 +76,9 @@ def register_hypothesis_profiles(*, load: bool = False) -> str:
     * ``"scoringrules-torch-thorough"``: randomised, 200 examples by default (for ``-m slow`` sweeps).
 
     The selected profile is the one named by the ``HYPOTHESIS_PROFILE`` environment variable when it is one of
-    these, else the CI profile. Calling this again is harmless.
+    these (the short names ``ci``, ``dev`` and ``thorough`` select them too), else the CI profile. Calling this
+    again is harmless. Without ``load`` the global hypothesis settings are not touched: apply the profile to one
+    test with ``@settings(settings.get_profile(name), max_examples=...)``.
 
     Args:
         load: also load the selected profile (``settings.load_profile``).
@@ -97,10 +99,15 @@ def register_hypothesis_profiles(*, load: bool = False) -> str:
         "print_blob": True,
         "suppress_health_check": [HealthCheck.too_slow],
     }
-    settings.register_profile(CI_PROFILE, derandomize=True, database=None, max_examples=10, **common)
-    settings.register_profile(DEV_PROFILE, max_examples=25, **common)
-    settings.register_profile(THOROUGH_PROFILE, max_examples=200, **common)
+    base = settings.get_profile("default")  # not whatever profile happens to be loaded
+    settings.register_profile(
+        CI_PROFILE, base, derandomize=True, database=None, max_examples=10, **common
+    )
+    settings.register_profile(DEV_PROFILE, base, derandomize=False, max_examples=25, **common)
+    settings.register_profile(THOROUGH_PROFILE, base, derandomize=False, max_examples=200, **common)
+    aliases = {"ci": CI_PROFILE, "dev": DEV_PROFILE, "thorough": THOROUGH_PROFILE}
     name = os.environ.get("HYPOTHESIS_PROFILE", CI_PROFILE)
+    name = aliases.get(name, name)
     if name not in (CI_PROFILE, DEV_PROFILE, THOROUGH_PROFILE):
         name = CI_PROFILE
     if load:

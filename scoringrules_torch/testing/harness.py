@@ -283,7 +283,8 @@ def assert_proper(
         \\ge -z\\, \\mathrm{se}(\\hat\\Delta) - \\mathrm{rtol}\\,(|\\widehat{\\mathbb{E}} S(P)| +
         |\\widehat{\\mathbb{E}} S(Q)|),
 
-    i.e. no evidence (at ``z`` standard errors) that some ``P`` beats the truth. A failure is evidence that the
+    i.e. no evidence (at ``z`` standard errors) that some ``P`` beats the truth. An infinite expected score of
+    ``P`` (e.g. the log score of a forecast whose support misses observations) counts as worse than ``Q``. A failure is evidence that the
     score (or, for ``kind="samples"``, its ensemble estimator at this ensemble size) is improper.
 
     Args:
@@ -319,8 +320,7 @@ def assert_proper(
     c = compare_expected_scores(
         score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed
     )
-    slack = z * c.diff_stderr + rtol * (abs(c.score_p.mean) + abs(c.score_q.mean))
-    if not c.diff >= -slack:  # also catches nan
+    if not (c.diff == math.inf or c.diff >= -_slack(c, z, rtol)):  # a nan difference fails too
         raise AssertionError(
             "assert_proper failed: the truth Q has a significantly WORSE (higher) expected score than the "
             f"forecast P (difference below -{z:g} standard errors).\n"
@@ -391,8 +391,7 @@ def assert_strictly_proper(
     c = compare_expected_scores(
         score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed
     )
-    margin = z * c.diff_stderr + rtol * (abs(c.score_p.mean) + abs(c.score_q.mean))
-    if not c.diff > margin:
+    if not (c.diff == math.inf or c.diff > _slack(c, z, rtol)):
         raise AssertionError(
             "assert_strictly_proper failed: the truth Q does not have a significantly better (lower) "
             f"expected score than the forecast P (difference not above {z:g} standard errors).\n"
@@ -453,8 +452,7 @@ def assert_equal_expected_scores(
     c = compare_expected_scores(
         score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed
     )
-    slack = z * c.diff_stderr + rtol * (abs(c.score_p.mean) + abs(c.score_q.mean))
-    if not abs(c.diff) <= slack:
+    if not abs(c.diff) <= _slack(c, z, rtol):
         raise AssertionError(
             "assert_equal_expected_scores failed: the expected scores of P and Q differ by more than "
             f"{z:g} standard errors.\n" + c.summary()
@@ -635,6 +633,11 @@ def _evaluate(
             "functools.partial(energy_score, reduction='none')"
         )
     return out.detach().to(torch.float64)
+
+
+def _slack(c: ScoreComparison, z: float, rtol: float) -> float:
+    # z standard errors plus a relative allowance for round-off (nan if the estimates are not finite)
+    return z * c.diff_stderr + rtol * (abs(c.score_p.mean) + abs(c.score_q.mean))
 
 
 def _summarise(values: torch.Tensor) -> ExpectedScore:

@@ -531,15 +531,13 @@ def perturbations(draw: Any, Q: D.Distribution, *, kinds: Any = PERTURBATIONS) -
     return P, f"{kind} (amount {amount:.3g})"
 
 
-@st.composite
 def distribution_pairs(
-    draw: Any,
     *,
     families: Any = FAMILIES,
     dim: Any = None,
     perturbations: Any = PERTURBATIONS,  # noqa: A002 - mirrors the module-level name on purpose
     dtype: torch.dtype = torch.float64,
-) -> DistributionPair:
+) -> st.SearchStrategy[DistributionPair]:
     """A true distribution ``Q`` from ``families`` and a decisive alternative ``P`` (see :func:`perturb`).
 
     Args:
@@ -554,6 +552,12 @@ def distribution_pairs(
     """
     families = _check_names("families", families, FAMILIES)
     kinds = _check_names("perturbations", perturbations, PERTURBATIONS)
+    _dim_strategy(dim)
+    return _pairs(families=families, dim=dim, kinds=kinds, dtype=dtype)
+
+
+@st.composite
+def _pairs(draw: Any, *, families: Any, dim: Any, kinds: Any, dtype: torch.dtype) -> DistributionPair:
     Q = draw(distributions(families=families, dim=dim, dtype=dtype))
     P, description = draw(_perturbations_strategy(Q, kinds=kinds))
     return DistributionPair(Q, P, description)
