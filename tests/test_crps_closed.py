@@ -584,3 +584,21 @@ def test_register_crps_resolves_by_mro():
     assert crps(d, y).item() == 42.0
     assert MyNormal in registered_crps_types()
     assert crps(Normal(torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64)), y).item() != 42.0
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph():
+    mu, s, y = torch.randn(8), torch.rand(8) + 0.5, torch.randn(8)
+    logits = torch.randn(8, 3)
+
+    def f(mu, s, y):
+        a = crps(Normal(mu, s, validate_args=False), y)
+        b = crps(Logistic(mu, s, validate_args=False), y)
+        mix = MixtureSameFamily(
+            Categorical(logits=logits, validate_args=False),
+            Normal(mu[:, None] + torch.arange(3.0), s[:, None].expand(8, 3), validate_args=False),
+        )
+        return a + b + crps(mix, y)
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(mu, s, y), f(mu, s, y))

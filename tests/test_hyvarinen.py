@@ -540,3 +540,18 @@ def test_dsm_gradcheck_and_errors():
         denoising_score_matching(f, torch.zeros(4, 3), sigma=1.0, prediction="v")
     with pytest.raises(TypeError, match=r"alpha must be a float or a tensor"):
         denoising_score_matching(f, torch.zeros(4, 3), sigma=1.0, alpha="1")
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph():
+    mu, s, y = torch.randn(8), torch.rand(8) + 0.5, torch.randn(8, 2)
+    noise = torch.randn(8, 2)
+
+    def f(mu, s, y):
+        base = Normal(mu[:, None].expand(8, 2), s[:, None].expand(8, 2), validate_args=False)
+        h = hyvarinen_score(Independent(base, 1), y)
+        dsm = denoising_score_matching(lambda x, sg: -x * s[:, None], y, sigma=0.5, noise=noise)
+        return h + dsm
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(mu, s, y), f(mu, s, y))

@@ -232,3 +232,15 @@ def test_errors():
         gaussian_mixture(torch.zeros(3), torch.ones(3), torch.zeros(3))
     with pytest.raises(ValueError, match=r"floating-point"):
         normal_mixture(torch.zeros(3, dtype=torch.long), torch.ones(3), torch.zeros(3))
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph():
+    means, scales, logits = torch.randn(4, 3, 2), torch.rand(4, 3, 2) + 0.5, torch.randn(4, 3)
+    y = torch.randn(4, 2)
+
+    def f(m, s, lg, t):
+        return log_score(gaussian_mixture(m, s, lg), t)
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(means, scales, logits, y), f(means, scales, logits, y))
