@@ -172,6 +172,20 @@ def test_observations_and_ensembles_use_disjoint_streams_across_seeds():
     assert not torch.allclose(ys[1], xs[0][0])
 
 
+def test_batch_size_gives_the_same_values():
+    Q, P = normal(0.0, 1.0), normal(0.5, 1.5)
+    a = compare_expected_scores(crps_fair, P, Q, n_obs=1000, n_samples=4)
+    b = compare_expected_scores(crps_fair, P, Q, n_obs=1000, n_samples=4, batch_size=300)
+    # same random numbers; values equal up to the summation order of vectorised reductions
+    torch.testing.assert_close(a.score_p.values, b.score_p.values, rtol=1e-12, atol=0)
+    torch.testing.assert_close(a.score_q.values, b.score_q.values, rtol=1e-12, atol=0)
+    c = expected_score(log_score, P, Q, kind="distribution", n_obs=1000, batch_size=7)
+    d = expected_score(log_score, P, Q, kind="distribution", n_obs=1000)
+    torch.testing.assert_close(c.values, d.values, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="batch_size must be None or a positive int; got 0"):
+        expected_score(crps_fair, P, Q, batch_size=0)
+
+
 # ---- assertions: pass, fail, messages ---------------------------------------------------------------------------
 
 

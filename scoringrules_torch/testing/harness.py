@@ -130,6 +130,7 @@ def expected_score(
     n_obs: int = 4096,
     n_samples: int = 16,
     seed: int = 0,
+    batch_size: int | None = None,
 ) -> ExpectedScore:
     """Estimate the expected score ``E_{Y~Q} S(P, Y)`` by Monte Carlo.
 
@@ -161,6 +162,8 @@ def expected_score(
         n_obs: number of observations ``Y ~ Q``.
         n_samples: ensemble size per observation (``kind="samples"`` only).
         seed: random seed.
+        batch_size: score at most this many observations per call (bounds memory; ``None``: all at once).
+            The random numbers do not depend on it.
 
     Shape:
         - target passed to ``score``: ``(n_obs, *event)``;
@@ -187,7 +190,8 @@ def expected_score(
     _check_dist("Q", Q, need="sample")
     _check_dist("P", P, need="sample" if kind == "samples" else None)
     y = _draw_observations(Q, n_obs, seed)
-    values = _evaluate(score, P, y, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed)
+    _check_batch_size(batch_size)
+    values = _evaluate(score, P, y, kind=kind, n_samples=n_samples, seed=seed, batch_size=batch_size)
     return _summarise(values)
 
 
@@ -200,6 +204,7 @@ def compare_expected_scores(
     n_obs: int = 4096,
     n_samples: int = 16,
     seed: int = 0,
+    batch_size: int | None = None,
 ) -> ScoreComparison:
     """Estimate ``E_{Y~Q} S(P, Y)`` and ``E_{Y~Q} S(Q, Y)`` on the same observations, and their difference.
 
@@ -220,6 +225,7 @@ def compare_expected_scores(
         n_obs: number of observations.
         n_samples: ensemble size per observation (``kind="samples"``).
         seed: random seed.
+        batch_size: observations per call of ``score`` (``None``: all at once).
 
     Returns:
         :class:`ScoreComparison`; ``.diff`` is ``E S(P) - E S(Q)``, ``.diff_stderr`` its standard error,
@@ -243,8 +249,9 @@ def compare_expected_scores(
     _check_dist("Q", Q, need="sample")
     _check_dist("P", P, need="sample" if kind == "samples" else None)
     y = _draw_observations(Q, n_obs, seed)
-    v_p = _evaluate(score, P, y, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed)
-    v_q = _evaluate(score, Q, y, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed)
+    _check_batch_size(batch_size)
+    v_p = _evaluate(score, P, y, kind=kind, n_samples=n_samples, seed=seed, batch_size=batch_size)
+    v_q = _evaluate(score, Q, y, kind=kind, n_samples=n_samples, seed=seed, batch_size=batch_size)
     d = _summarise(v_p - v_q)
     return ScoreComparison(
         score_p=_summarise(v_p),
@@ -253,7 +260,8 @@ def compare_expected_scores(
         diff_stderr=d.stderr,
         P=P,
         Q=Q,
-        settings={"score": score, "kind": kind, "n_obs": n_obs, "n_samples": n_samples, "seed": seed},
+        settings={"score": score, "kind": kind, "n_obs": n_obs, "n_samples": n_samples, "seed": seed,
+                  "batch_size": batch_size},
     )
 
 
@@ -270,6 +278,7 @@ def assert_proper(
     n_obs: int = 4096,
     n_samples: int = 16,
     seed: int = 0,
+    batch_size: int | None = None,
     z: float = 4.0,
     rtol: float = 1e-10,
 ) -> ScoreComparison:
@@ -295,6 +304,7 @@ def assert_proper(
         n_obs: number of observations.
         n_samples: ensemble size per observation (``kind="samples"``).
         seed: random seed.
+        batch_size: observations per call of ``score`` (``None``: all at once).
         z: number of standard errors the difference may fall below zero.
         rtol: relative slack for round-off when the standard error is zero (e.g. ``P == Q``).
 
@@ -318,7 +328,7 @@ def assert_proper(
     """
     _check_z(z)
     c = compare_expected_scores(
-        score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed
+        score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed, batch_size=batch_size
     )
     if not (c.diff == math.inf or c.diff >= -_slack(c, z, rtol)):  # a nan difference fails too
         raise AssertionError(
@@ -344,6 +354,7 @@ def assert_strictly_proper(
     n_obs: int = 4096,
     n_samples: int = 16,
     seed: int = 0,
+    batch_size: int | None = None,
     z: float = 4.0,
     rtol: float = 1e-10,
 ) -> ScoreComparison:
@@ -369,6 +380,7 @@ def assert_strictly_proper(
         n_obs: number of observations.
         n_samples: ensemble size per observation (``kind="samples"``).
         seed: random seed.
+        batch_size: observations per call of ``score`` (``None``: all at once).
         z: number of standard errors the difference must exceed.
         rtol: relative margin above round-off.
 
@@ -389,7 +401,7 @@ def assert_strictly_proper(
     """
     _check_z(z)
     c = compare_expected_scores(
-        score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed
+        score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed, batch_size=batch_size
     )
     if not (c.diff == math.inf or c.diff > _slack(c, z, rtol)):
         raise AssertionError(
@@ -411,6 +423,7 @@ def assert_equal_expected_scores(
     n_obs: int = 4096,
     n_samples: int = 16,
     seed: int = 0,
+    batch_size: int | None = None,
     z: float = 4.0,
     rtol: float = 1e-10,
 ) -> ScoreComparison:
@@ -430,6 +443,7 @@ def assert_equal_expected_scores(
         n_obs: number of observations.
         n_samples: ensemble size per observation (``kind="samples"``).
         seed: random seed.
+        batch_size: observations per call of ``score`` (``None``: all at once).
         z: number of standard errors allowed.
         rtol: relative slack for round-off.
 
@@ -450,7 +464,7 @@ def assert_equal_expected_scores(
     """
     _check_z(z)
     c = compare_expected_scores(
-        score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed
+        score, P, Q, kind=kind, n_obs=n_obs, n_samples=n_samples, seed=seed, batch_size=batch_size
     )
     if not abs(c.diff) <= _slack(c, z, rtol):
         raise AssertionError(
@@ -603,16 +617,22 @@ def _draw_observations(Q: Any, n_obs: int, seed: int) -> torch.Tensor:
         return Q.sample((n_obs,))
 
 
+def _check_batch_size(batch_size: Any) -> None:
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ValueError(f"batch_size must be None or a positive int; got {batch_size!r}")
+
+
 def _evaluate(
     score: Callable[..., torch.Tensor],
     P: Any,
     y: torch.Tensor,
     *,
     kind: str,
-    n_obs: int,
     n_samples: int,
     seed: int,
+    batch_size: int | None,
 ) -> torch.Tensor:
+    n_obs = y.shape[0]
     with torch.no_grad():
         if kind == "samples":
             with _seeded(2 * seed + 1, _device_of(P)):
@@ -622,17 +642,20 @@ def _evaluate(
                     f"P and Q must have the same event shape: samples of P have shape {tuple(x.shape)} "
                     f"(expected (n_samples, *target.shape) = {(n_samples, *y.shape)})"
                 )
-            out = score(x, y)
-        else:
-            out = score(P, y)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n_obs,):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"score must return one value per observation, shape (n_obs,) = ({n_obs},); got {got}. "
-            "For this library's scores pass reduction='none', e.g. "
-            "functools.partial(energy_score, reduction='none')"
-        )
-    return out.detach().to(torch.float64)
+        step = n_obs if batch_size is None else batch_size
+        outs = []
+        for start in range(0, n_obs, step):
+            yb = y[start : start + step]
+            out = score(x[:, start : start + step], yb) if kind == "samples" else score(P, yb)
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (yb.shape[0],):
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"score must return one value per observation, shape (n_obs,) = ({yb.shape[0]},); got "
+                    f"{got}. For this library's scores pass reduction='none', e.g. "
+                    "functools.partial(energy_score, reduction='none')"
+                )
+            outs.append(out.detach().to(torch.float64))
+    return torch.cat(outs)
 
 
 def _slack(c: ScoreComparison, z: float, rtol: float) -> float:
