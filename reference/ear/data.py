@@ -60,7 +60,7 @@ def _read_idx(path: Path) -> np.ndarray:
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != math.prod(shape):
         raise ValueError(f"{path}: IDX header says shape {shape} but holds {arr.size} values")
-    return arr.reshape(shape)
+    return arr.reshape(shape).copy()
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:

@@ -103,7 +103,7 @@ def train_classifier(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         if verbose:
             print(f"[eval] classifier epoch {epoch + 1}/{epochs}: loss {total / len(images):.4f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
@@ -169,7 +169,7 @@ def frechet_distance(
 def _mean_dist(x: torch.Tensor, y: torch.Tensor, same: bool, chunk: int = 1024) -> float:
     total = 0.0
     for i in range(0, len(x), chunk):
-        total += float(torch.cdist(x[i : i + chunk], y).sum())
+        total += float(torch.cdist(x[i : i + chunk], y, compute_mode="donot_use_mm_for_euclid_dist").sum())
     n, m = len(x), len(y)
     return total / (n * (n - 1)) if same else total / (n * m)
 
