@@ -153,6 +153,11 @@ class DiffusionHead(HeadBase):
         num_sampling_steps: default number of sampling steps (100); ``sample(..., num_steps=...)`` overrides.
         num_samples: ``(t, eps)`` draws per position in the loss (MAR's ``diffusion_batch_mul``, 4).
         freq_dim: size of the sinusoidal timestep features (256).
+        clip_denoised: if set, the sampler clamps its estimate of the clean token, ``x0_hat``, to
+            ``[-clip_denoised, clip_denoised]`` before each update. MAR does not clip (None, the default). The
+            cosine schedule ends at ``alpha_bar_{T-1} ~ 2e-9``, where ``x0_hat = (x - sqrt(1 - alpha_bar) eps_hat) /
+            sqrt(alpha_bar)`` multiplies the error of ``eps_hat`` by ~2e4; a briefly trained head can then
+            diverge in its first sampling steps, and a clip at a bound of the data fixes that.
 
     Shape:
         - z: ``(*positions, cond_dim)``; target: ``(*positions, token_dim)``; mask: ``(*positions)``
@@ -187,6 +192,7 @@ class DiffusionHead(HeadBase):
         num_sampling_steps: int = 100,
         num_samples: int = 4,
         freq_dim: int = 256,
+        clip_denoised: float | None = None,
     ) -> None:
         super().__init__(token_dim, cond_dim)
         for name, value, low in (
@@ -204,6 +210,11 @@ class DiffusionHead(HeadBase):
         self.num_train_timesteps = num_train_timesteps
         self.num_sampling_steps = num_sampling_steps
         self.num_samples = num_samples
+        if clip_denoised is not None and not (
+            isinstance(clip_denoised, (int, float)) and not isinstance(clip_denoised, bool) and clip_denoised > 0
+        ):
+            raise ValueError(f"clip_denoised must be None or a positive number; got {clip_denoised!r}")
+        self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
         self.net = _Denoiser(token_dim, cond_dim, width, depth, freq_dim)
         self._alphas_cumprod = torch.tensor(
             cosine_alphas_cumprod(num_train_timesteps), dtype=torch.float64
@@ -276,6 +287,8 @@ class DiffusionHead(HeadBase):
             t = torch.full((n,), t_i, dtype=torch.long, device=z.device)
             eps = self.predict_eps(x.to(z.dtype), t, cond).to(dtype)
             x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+            if self.clip_denoised is not None:
+                x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)
             x = coef_x0 * x0 + coef_xt * x
             if i > 0:
                 x = x + (temperature * std) * torch.randn_like(x)
