@@ -12,14 +12,14 @@ import torch
 import scoringrules_torch
 from scoringrules_torch import CRPS, EnergyScore, KernelScore, VariogramScore
 from scoringrules_torch.functional import (
+    _pairwise,
     crps_ensemble,
+    energy,
     energy_score,
-    energy_score_terms,
     kernel_score,
+    variogram,
     variogram_score,
 )
-from scoringrules_torch.functional import _pairwise, energy, variogram
-from scoringrules_torch.functional._pairwise import pairwise_sq_dist
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -57,29 +57,67 @@ def test_gradcheck_float64(fn, mv, est, kw):
 
 @pytest.mark.parametrize("method", ["direct", "gram"])
 @pytest.mark.parametrize("beta", [0.7, 1.0, 1.6])
-def test_pairwise_engine_gradcheck_and_gradgradcheck(method, beta, monkeypatch):
+@pytest.mark.parametrize("kernel", ["energy", "gaussian", "laplacian", "inverse_multiquadric"])
+def test_pairwise_engine_gradcheck_both_paths(method, beta, kernel, monkeypatch):
+    """The fused backward of the pairwise engine, on both paths, for every radial kernel, with weights."""
     x, y = _inputs(True, m=5, d=9)
+    w = torch.rand(5, 3, dtype=torch.float64) + 0.1
     x.requires_grad_(True)
+    w.requires_grad_(True)
     monkeypatch.setattr(_pairwise, "choose_method", lambda m, d: method)
 
-    def f(a):
-        return energy_score(a, y, beta=beta, reduction="none")
+    def f(a, ww):
+        return kernel_score(a, y, kernel=kernel, beta=beta, bandwidth=[0.8, 1.7], member_weights=ww,
+                            reduction="none")
 
-    assert torch.autograd.gradcheck(f, (x,))
-    assert torch.autograd.gradgradcheck(f, (x,))
+    assert torch.autograd.gradcheck(f, (x, w))
+    single = kernel_score(x, y, kernel=kernel, beta=beta, bandwidth=1.3, estimator="nrg")
+    (g,) = torch.autograd.grad(single, x)
+    monkeypatch.setattr(_pairwise, "choose_method", lambda m, d: "direct" if method == "gram" else "gram")
+    (g2,) = torch.autograd.grad(kernel_score(x, y, kernel=kernel, beta=beta, bandwidth=1.3, estimator="nrg"), x)
+    torch.testing.assert_close(g, g2, rtol=1e-9, atol=1e-12)
 
 
-def test_direct_path_chunking_is_exact(monkeypatch):
-    x, y = _inputs(True, m=9, batch=(4,), d=3)
-    full = pairwise_sq_dist(x, method="direct")
-    monkeypatch.setattr(_pairwise, "_CHUNK_ELEMENTS", 4 * 9 * 3 * 2)  # two rows per chunk
-    torch.testing.assert_close(pairwise_sq_dist(x, method="direct"), full, rtol=0, atol=0)
-    xr = x.clone().requires_grad_(True)
-    energy_score(xr, y).backward()
-    monkeypatch.setattr(_pairwise, "_CHUNK_ELEMENTS", 1 << 24)
-    xf = x.clone().requires_grad_(True)
-    energy_score(xf, y).backward()
-    torch.testing.assert_close(xr.grad, xf.grad)
+@pytest.mark.parametrize("kernel", ["energy", "gaussian"])
+def test_gradgradcheck(kernel):
+    x, y = _inputs(True, m=4, d=3)
+    w = torch.rand(4, 3, dtype=torch.float64) + 0.1
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    assert torch.autograd.gradgradcheck(
+        lambda a, ww: kernel_score(a, y, kernel=kernel, beta=1.4, member_weights=ww, reduction="none"), (x, w)
+    )
+
+
+def test_safe_pow_gradient_matches_closed_form_and_is_zero_at_zero():
+    s = torch.tensor([0.0, 0.25, 4.0], dtype=torch.float64, requires_grad=True)
+    for q in (0.25, 0.5, 0.75, 1.5):
+        (g,) = torch.autograd.grad(_pairwise.safe_pow(s, q).sum(), s)
+        expected = torch.tensor([0.0, q * 0.25 ** (q - 1), q * 4.0 ** (q - 1)], dtype=torch.float64)
+        torch.testing.assert_close(g, expected, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocked_and_recomputing_backward_is_exact(weighted, monkeypatch):
+    """Small blocks and the recompute-in-backward path (used above _SAVE_ELEMENTS) give the same values and
+    gradients as one block with saved distances."""
+    x, y = _inputs(True, m=6, batch=(7,), d=10)
+    w = torch.rand(6, 7, dtype=torch.float64) + 0.1 if weighted else None
+
+    def run():
+        xr = x.clone().requires_grad_(True)
+        wr = None if w is None else w.clone().requires_grad_(True)
+        out = kernel_score(xr, y, member_weights=wr, estimator="fair", reduction="sum")
+        out.backward()
+        return out, xr.grad, None if wr is None else wr.grad
+
+    ref = run()
+    monkeypatch.setattr(_pairwise, "_BLOCK_ELEMENTS", 2 * 36)  # two observations per block
+    monkeypatch.setattr(_pairwise, "_SAVE_ELEMENTS", 0)  # recompute in backward
+    got = run()
+    for a, b in zip(ref, got, strict=False):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
 def test_variogram_chunking_with_checkpointing_is_exact(monkeypatch):

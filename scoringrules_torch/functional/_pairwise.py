@@ -12,14 +12,16 @@ Numerics, by construction:
 * **Exact zeros.** A pair of coincident members has squared distance exactly 0 on both paths, and the diagonal
   is exactly 0, so ``safe_pow`` gives them a zero gradient (a zero-initialised generator emits identical samples at
   step 0: its first gradient must be finite).
-* **Two paths.** The *direct* path forms differences ``x_i - x_j`` chunk by chunk (exact; extra memory bounded by
-  ``_CHUNK_ELEMENTS``).  The *Gram* path uses ``|a|^2 + |b|^2 - 2 a.b`` with one batched matrix product (fast for
+* **Two paths.** The *direct* path uses the fused exact-difference kernel of ``torch.cdist`` (mode
+  ``donot_use_mm_for_euclid_dist``: no ``(B, m, m, d)`` intermediate).  The *Gram* path uses ``|a|^2 + |b|^2 - 2 a.b`` with one batched matrix product (fast for
   large ``m * d``).  It first translates every ensemble so that its first member is the origin (distances are
   translation invariant, and this removes the cancellation that ruins ``torch.cdist`` far from the origin), and it
   sets to exactly zero any squared distance below the rounding level of the Gram formula, so numerically coincident
   members do not get spurious non-zero distances.
 * **Precision.** Half-precision inputs are promoted to float32 by the callers; autocast is disabled inside, so the
   matrix product runs in the input's (promoted) precision.
+* **Bounded memory.** Nothing larger than ``(B, m, m)`` is ever allocated (the dense ``(B, m, m, d)`` difference
+  tensor of naive implementations is 32 GiB at B=512, m=256, d=256).
 * **Memory-light backward.** ``pairwise_sq_dist`` is an ``autograd.Function`` whose backward is the exact
   analytic gradient ``dL/dx_i = 2 sum_j (G_ij + G_ji)(x_i - x_j)``; it saves only ``x``.  The backward is written with
   differentiable operations, so double backward works too.
@@ -27,25 +29,42 @@ Numerics, by construction:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 
-# Largest number of elements of one (B, chunk, m, d) difference block on the direct path (64 MiB in float32).
-_CHUNK_ELEMENTS = 1 << 24
-# Use the Gram path when the event dimension is at least this large (the direct path costs m^2 d elementwise work).
+# Use the Gram path when the event dimension is at least this large (below it, the fused direct kernel is as fast).
 _GRAM_MIN_DIM = 8
+
+
+class _SafePow(torch.autograd.Function):
+    """``s ** q`` (``s >= 0``) whose gradient is 0 where ``s == 0`` instead of ``inf * 0 = nan`` (for ``q < 1``)."""
+
+    @staticmethod
+    def forward(s: torch.Tensor, q: float) -> torch.Tensor:  # type: ignore[override]
+        return s.sqrt() if q == 0.5 else s.pow(q)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        s, q = inputs
+        ctx.save_for_backward(s, output)
+        ctx.q = q
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        s, out = ctx.saved_tensors
+        # q * s^(q-1) = q * out / s; where s == 0 also out == 0, so the clamped ratio is exactly 0 there
+        # (a finite subgradient; valid for q >= 1/2). Differentiable, so double backward works.
+        ratio = out / s.clamp_min(torch.finfo(s.dtype).tiny)
+        return grad * (ctx.q * ratio), None
 
 
 def safe_pow(s: torch.Tensor, q: float) -> torch.Tensor:
     """``s ** q`` for ``s >= 0`` with value 0 and gradient 0 where ``s == 0`` (also for ``q < 1``)."""
     if q == 1.0:
         return s
-    positive = s > 0
-    safe = torch.where(positive, s, torch.ones_like(s))
-    if q == 0.5:
-        powered = safe.sqrt()
-    else:
-        powered = safe.pow(q)
-    return torch.where(positive, powered, torch.zeros_like(s))
+    return _SafePow.apply(s, q)
 
 
 def sq_dist_to_target(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -66,68 +85,30 @@ def choose_method(m: int, d: int) -> str:
 
 
 def _direct_forward(x: torch.Tensor) -> torch.Tensor:
-    b, m, d = x.shape
-    rows = max(1, min(m, _CHUNK_ELEMENTS // max(1, b * m * d)))
-    out = []
-    for start in range(0, m, rows):
-        diff = x[:, start : start + rows, None, :] - x[:, None, :, :]
-        out.append((diff * diff).sum(-1))
-    return torch.cat(out, dim=1)
-
-
-def _direct_backward(x: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
-    b, m, d = x.shape
-    rows = max(1, min(m, _CHUNK_ELEMENTS // max(1, b * m * d)))
-    out = []
-    for start in range(0, m, rows):
-        diff = x[:, start : start + rows, None, :] - x[:, None, :, :]
-        out.append(2.0 * (gs[:, start : start + rows, :, None] * diff).sum(2))
-    return torch.cat(out, dim=1)
+    # Fused exact-difference kernel: no (B, m, m, d) intermediate; exact zeros for coincident members.
+    r = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+    return r.mul_(r)
 
 
 def _gram_forward(x: torch.Tensor) -> torch.Tensor:
-    m = x.shape[1]
-    sq = (x * x).sum(-1)
-    s = sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2.0 * torch.bmm(x, x.transpose(1, 2))
-    # Rounding level of the Gram formula: a few ulps of |a|^2 + |b|^2 per summed coordinate.
-    tol = (4.0 * torch.finfo(x.dtype).eps * (x.shape[-1] + 2)) * (sq.unsqueeze(-1) + sq.unsqueeze(-2))
-    s = torch.where(s > tol, s, torch.zeros_like(s))
-    eye = torch.eye(m, dtype=torch.bool, device=x.device)
-    return s.masked_fill(eye, 0.0)
-
-
-def _gram_backward(x: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
-    return 2.0 * (gs.sum(-1, keepdim=True) * x - torch.bmm(gs, x))
-
-
-class _PairwiseSqDist(torch.autograd.Function):
-    @staticmethod
-    def forward(x: torch.Tensor, use_gram: bool) -> torch.Tensor:  # type: ignore[override]
-        with torch.no_grad():
-            return _gram_forward(x) if use_gram else _direct_forward(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[override]
-        x, use_gram = inputs
-        ctx.save_for_backward(x)
-        ctx.use_gram = use_gram
-
-    @staticmethod
-    def backward(ctx, grad_s: torch.Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        gs = grad_s + grad_s.transpose(1, 2)
-        grad_x = _gram_backward(x, gs) if ctx.use_gram else _direct_backward(x, gs)
-        return grad_x, None
+    sq = (x * x).sum(-1)  # (B, m)
+    s = torch.baddbmm(sq.unsqueeze(-1), x, x.transpose(1, 2), alpha=-2.0).add_(sq.unsqueeze(-2))
+    # Rounding level of the Gram formula: a few ulps of the largest |a|^2 + |b|^2 per summed coordinate. Below it
+    # the members are numerically coincident: their distance is set to exactly 0 (this also clears negatives).
+    tol = sq.amax(-1).mul_(8.0 * torch.finfo(x.dtype).eps * (x.shape[-1] + 2))
+    s.masked_fill_(s <= tol.reshape(-1, 1, 1), 0.0)
+    s.diagonal(dim1=-2, dim2=-1).zero_()
+    return s
 
 
 def pairwise_sq_dist(x: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
-    """Squared Euclidean distances between all members: ``x (m, B, d)`` -> ``(B, m, m)``.
+    """Squared Euclidean distances between all members (no gradient): ``x (m, B, d)`` -> ``(B, m, m)``.
 
     The diagonal is exactly zero and coincident members give exactly zero on both paths.
 
     Args:
         x: ensemble with the sample axis first.
-        method: ``"direct"`` (exact differences, chunked), ``"gram"`` (matrix product on translated members) or
+        method: ``"direct"`` (exact differences, fused kernel), ``"gram"`` (matrix product on translated members) or
             ``"auto"`` (Gram when the event dimension is large enough for it to pay off).
     """
     m, _, d = x.shape
@@ -135,24 +116,151 @@ def pairwise_sq_dist(x: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
         method = choose_method(m, d)
     if method not in ("direct", "gram"):
         raise ValueError(f"method must be 'auto', 'direct' or 'gram'; got {method!r}")
+    with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+        xb = x.detach().transpose(0, 1)  # (B, m, d)
+        # Translate each ensemble so that its first member is the origin (exact for identical members).
+        xb = xb - xb[:, :1, :]
+        return _gram_forward(xb) if method == "gram" else _direct_forward(xb.contiguous())
+
+
+class Radial(NamedTuple):
+    """A function of the squared distance, ``phi(s)``, with its derivative for the fused backward.
+
+    ``value(s)`` must be autograd-safe on its own (it is also used on small tensors with plain autograd);
+    ``deriv(s, value)`` returns ``dphi/ds`` given ``s`` and ``value(s)``; it is only used in the fused backward of
+    :func:`pairwise_radial_sum`, and its value where ``s == 0`` does not matter (the gradient of ``s`` is 0 there)
+    as long as it is finite.
+    """
+
+    value: Callable[[torch.Tensor], torch.Tensor]
+    deriv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def power_radial(q: float) -> Radial:
+    """``phi(s) = s^q`` (distance to the power ``2q``)."""
+
+    def deriv(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return v.div_(s.clamp_min(torch.finfo(s.dtype).tiny)).mul_(q) if q != 1.0 else torch.ones_like(s)
+
+    return Radial(lambda s: safe_pow(s, q), deriv)
+
+
+# Observations per block of the fused pairwise sum: blocks of about this many (m x m) elements stay in cache.
+_BLOCK_ELEMENTS = 1 << 16
+
+
+def _blocks(b: int, m: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_ELEMENTS // (m * m))
+    return [(start, min(b, start + step)) for start in range(0, b, step)]
+
+
+# Keep the (B, m, m) distances for the backward when they need at most this many elements (512 MiB in float32);
+# above it the backward recomputes them block by block, so extra memory stays at one block.
+_SAVE_ELEMENTS = 1 << 27
+
+
+class _RadialPairSum(torch.autograd.Function):
+    """``total_b = sum_{i,j} w_i w_j phi(||x_i - x_j||^2)`` with a fused, memory-light backward.
+
+    Observations are processed in cache-sized blocks. The backward forms ``G_ij = g_b w_i w_j phi'(s_ij)``
+    (symmetric) and returns ``dL/dx_i = 4 (sum_j G_ij x_i - sum_j G_ij x_j)`` with one batched matrix product,
+    from the saved distances, or, above ``_SAVE_ELEMENTS``, from distances recomputed block by block.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, radial: Radial, diagonal: bool, use_gram: bool):  # type: ignore[override]
+        b, m, _ = x.shape
+        keep = b * m * m <= _SAVE_ELEMENTS and any(ctx.needs_input_grad[:2])
+        total = x.new_empty(b)
+        saved_s = x.new_empty(b, m, m) if keep else None
+        saved_v = x.new_empty(b, m, m) if keep else None
+        for start, stop in _blocks(b, m):
+            s, v = _block_values(x[start:stop], radial, diagonal, use_gram)
+            if keep:
+                saved_s[start:stop], saved_v[start:stop] = s, v
+            if w is None:
+                total[start:stop] = v.sum((-2, -1))
+            else:
+                wc = w[start:stop]
+                total[start:stop] = torch.einsum("bi,bij,bj->b", wc, v, wc)
+        ctx.radial, ctx.diagonal, ctx.use_gram, ctx.keep = radial, diagonal, use_gram, keep
+        ctx.save_for_backward(x, w, saved_s, saved_v)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):  # type: ignore[override]
+        x, w, saved_s, saved_v = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True (double backward): differentiate a plain-autograd recomputation instead.
+            return _differentiable_backward(ctx, x, w, grad_total)
+        need_x = ctx.needs_input_grad[0]
+        need_w = w is not None and ctx.needs_input_grad[1]
+        b, m, _ = x.shape
+        grad_x = torch.empty_like(x) if need_x else None
+        grad_w = torch.empty_like(w) if need_w else None
+        for start, stop in _blocks(b, m):
+            xc, gc = x[start:stop], grad_total[start:stop]
+            if ctx.keep:
+                s, v = saved_s[start:stop], saved_v[start:stop].clone()
+            else:
+                s, v = _block_values(xc, ctx.radial, ctx.diagonal, ctx.use_gram)
+            wc = None if w is None else w[start:stop]
+            if need_w:
+                grad_w[start:stop] = 2.0 * gc.unsqueeze(-1) * torch.bmm(v, wc.unsqueeze(-1)).squeeze(-1)
+            if need_x:
+                g = ctx.radial.deriv(s, v)
+                if not ctx.diagonal:
+                    g.diagonal(dim1=-2, dim2=-1).zero_()
+                g.mul_(gc.reshape(-1, 1, 1))
+                if wc is not None:
+                    g.mul_(wc.unsqueeze(-1)).mul_(wc.unsqueeze(-2))
+                grad_x[start:stop] = torch.baddbmm(g.sum(-1, keepdim=True) * xc, g, xc, alpha=-1.0).mul_(4.0)
+        return grad_x, grad_w, None, None, None
+
+
+def _block_values(xc, radial: Radial, diagonal: bool, use_gram: bool):
+    s = _gram_forward(xc) if use_gram else _direct_forward(xc)
+    v = radial.value(s)
+    if not diagonal:
+        v.diagonal(dim1=-2, dim2=-1).zero_()
+    return s, v
+
+
+def _differentiable_backward(ctx, x, w, grad_total):
+    """Gradients of ``_RadialPairSum`` built with plain autograd (dense ``(B, m, m, d)``), for double backward."""
+    inputs = [t for t, need in zip((x, w), ctx.needs_input_grad[:2], strict=False) if need and t is not None]
+    diff = x.unsqueeze(2) - x.unsqueeze(1)
+    v = ctx.radial.value((diff * diff).sum(-1))
+    if not ctx.diagonal:
+        v = v * (1.0 - torch.eye(v.shape[-1], dtype=v.dtype, device=v.device))
+    total = v.sum((-2, -1)) if w is None else torch.einsum("bi,bij,bj->b", w, v, w)
+    grads = iter(torch.autograd.grad(total, inputs, grad_total, create_graph=True))
+    grad_x = next(grads) if ctx.needs_input_grad[0] else None
+    grad_w = next(grads) if w is not None and ctx.needs_input_grad[1] else None
+    return grad_x, grad_w, None, None, None
+
+
+def pairwise_radial_sum(
+    x: torch.Tensor, w: torch.Tensor | None, radial: Radial, *, diagonal: bool, method: str = "auto"
+) -> torch.Tensor:
+    """``sum_{i,j} w_i w_j phi(||x_i - x_j||^2)`` per observation, over all pairs or pairs ``i != j``.
+
+    Args:
+        x: ensemble ``(m, B, d)``.
+        w: normalised member weights ``(m, B)``, or ``None`` for the plain (unweighted, un-normalised) sum.
+        radial: the function ``phi`` and its derivative.
+        diagonal: include the ``i == j`` terms (``phi(0)``).
+        method: ``"auto"`` | ``"direct"`` | ``"gram"`` (see :func:`pairwise_sq_dist`).
+
+    Returns:
+        ``(B,)``. Differentiable in ``x`` and ``w``; double backward uses a dense plain-autograd recomputation.
+    """
+    m, _, d = x.shape
+    if method == "auto":
+        method = choose_method(m, d)
     xb = x.transpose(0, 1)  # (B, m, d)
     # Translate each ensemble so that its first member is the origin (exact for identical members).
-    xb = xb - xb[:, :1, :].detach()
+    xb = (xb - xb[:, :1, :].detach()).contiguous()
+    wb = None if w is None else w.transpose(0, 1).contiguous()
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return _PairwiseSqDist.apply(xb, method == "gram")
-
-
-def pairwise_sum(values: torch.Tensor, w: torch.Tensor | None, *, diagonal: bool) -> torch.Tensor:
-    """``sum_{i,j} w_i w_j v_ij`` over all pairs (``diagonal=True``) or pairs ``i != j``.
-
-    ``values (B, m, m)``; ``w (m, B)`` normalised member weights or ``None`` for equal weights (then the plain sum
-    is returned, without the ``1/m^2`` factor).  Returns ``(B,)``.
-    """
-    if not diagonal:
-        m = values.shape[-1]
-        eye = torch.eye(m, dtype=torch.bool, device=values.device)
-        values = values.masked_fill(eye, 0.0)
-    if w is None:
-        return values.sum((-2, -1))
-    wb = w.transpose(0, 1)  # (B, m)
-    return torch.einsum("bi,bij,bj->b", wb, values, wb)
+        return _RadialPairSum.apply(xb, wb, radial, diagonal, method == "gram")

@@ -8,7 +8,13 @@ from typing import NamedTuple
 import torch
 
 from ._checks import check_choice, flatten_multivariate
-from ._pairwise import pairwise_sq_dist, pairwise_sum, safe_pow, shifted_sq_dist, sq_dist_to_target
+from ._pairwise import (
+    pairwise_radial_sum,
+    power_radial,
+    safe_pow,
+    shifted_sq_dist,
+    sq_dist_to_target,
+)
 from ._reduction import check_reduction, reduce
 
 __all__ = ["ENERGY_ESTIMATORS", "EnergyScoreTerms", "energy_score", "energy_score_terms"]
@@ -83,8 +89,7 @@ def _terms(
     accuracy = err.mean(0) if w is None else (w * err).sum(0)
 
     if estimator in ("fair", "nrg"):
-        dist = safe_pow(pairwise_sq_dist(x), q)  # (B, m, m)
-        total = pairwise_sum(dist, w, diagonal=True)  # the diagonal is exactly 0
+        total = pairwise_radial_sum(x, w, power_radial(q), diagonal=True)  # the diagonal is exactly 0
         if w is None:
             denom = m * (m - 1) if estimator == "fair" else m * m
             spread = 0.5 * total / denom

@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._checks import check_choice, flatten_multivariate
-from ._pairwise import pairwise_sq_dist, pairwise_sum, safe_pow, shifted_sq_dist, sq_dist_to_target
+from ._pairwise import (
+    Radial,
+    pairwise_radial_sum,
+    pairwise_sq_dist,
+    power_radial,
+    safe_pow,
+    shifted_sq_dist,
+    sq_dist_to_target,
+)
 from ._reduction import check_reduction, reduce
 from .energy import check_beta
 
@@ -22,15 +30,43 @@ _MIN_MEMBERS = {"fair": 2}
 KernelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _radial(kernel: str, s: torch.Tensor, h: torch.Tensor, beta: float) -> torch.Tensor:
-    """Kernel value from squared distances ``s`` and bandwidth ``h`` (broadcastable to ``s``)."""
+def _radial(kernel: str, hs: list[torch.Tensor], beta: float) -> Radial:
+    """The kernel as a function of the squared distance ``s``, summed over the bandwidths ``hs``.
+
+    Each bandwidth broadcasts against the ``s`` it is applied to.
+    """
+    if kernel == "energy":  # -r^beta: the kernel score is then exactly the energy score
+        power = power_radial(beta / 2.0)
+        return Radial(lambda s: -power.value(s), lambda s, v: power.deriv(s, v.neg_()).neg_())
     if kernel == "gaussian":
-        return torch.exp(-0.5 * s / (h * h))
-    if kernel == "laplacian":
-        return torch.exp(-safe_pow(s, 0.5) / h)
-    if kernel == "inverse_multiquadric":
-        return torch.rsqrt(1.0 + s / (h * h))
-    return -safe_pow(s, beta / 2.0)  # energy kernel: the kernel score is then the energy score
+        def value(s):
+            return sum(torch.exp(-0.5 * s / (h * h)) for h in hs)
+
+        def deriv(s, v):
+            if len(hs) == 1:
+                return v.mul_(-0.5 / (hs[0] * hs[0]))
+            return sum(torch.exp(-0.5 * s / (h * h)) * (-0.5 / (h * h)) for h in hs)
+    elif kernel == "laplacian":
+        def value(s):
+            r = safe_pow(s, 0.5)
+            return sum(torch.exp(-r / h) for h in hs)
+
+        def deriv(s, v):
+            r = s.sqrt().clamp_min(torch.finfo(s.dtype).tiny)
+            return sum(torch.exp(-r / h) * (-0.5 / h) for h in hs) / r
+    else:  # inverse multiquadric
+        def value(s):
+            return sum(torch.rsqrt(1.0 + s / (h * h)) for h in hs)
+
+        def deriv(s, v):
+            if len(hs) == 1:
+                return v.pow_(3).mul_(-0.5 / (hs[0] * hs[0]))
+            return sum(torch.rsqrt(1.0 + s / (h * h)) ** 3 * (-0.5 / (h * h)) for h in hs)
+    return Radial(value, deriv)
+
+
+def diagonal_included(estimator: str) -> bool:
+    return estimator == "nrg"
 
 
 def _median_bandwidth(x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +75,7 @@ def _median_bandwidth(x: torch.Tensor) -> torch.Tensor:
         s = pairwise_sq_dist(x.detach())  # (B, m, m)
         m = s.shape[-1]
         iu = torch.triu_indices(m, m, offset=1, device=s.device)
-        med = s[:, iu[0], iu[1]].median(dim=-1).values.sqrt()
+        med = s[:, iu[0], iu[1]].median(dim=-1).values.sqrt()  # (B,)
         # Degenerate ensembles (all members equal) fall back to bandwidth 1.
         return torch.where(med > 0, med, torch.ones_like(med))
 
@@ -55,7 +91,7 @@ def _bandwidths(bandwidth, x: torch.Tensor) -> list[torch.Tensor]:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
-    return [torch.tensor(float(v), dtype=x.dtype, device=x.device) for v in values]
+    return [torch.tensor(float(v), dtype=x.dtype, device=x.device) for v in values]  # scalars
 
 
 def kernel_score(
@@ -157,21 +193,23 @@ def kernel_score(
             shift = 1 if estimator == "akr" else m // 2
             k_shift = kernel(x, torch.roll(x, shifts=shift, dims=0))  # (m, B)
     else:
-        hs = [h.reshape(-1) for h in _bandwidths(bandwidth, x)] if kernel != "energy" else [x.new_ones(1)]
-        s_xy = sq_dist_to_target(x, y)
-        k_xy = sum(_radial(kernel, s_xy, h, beta) for h in hs)
-        k_yy = sum(_radial(kernel, torch.zeros_like(y[:, 0]), h, beta) for h in hs)
+        hs = _bandwidths(bandwidth, x) if kernel != "energy" else []
+        k_xy = _radial(kernel, hs, beta).value(sq_dist_to_target(x, y))  # bandwidths (B,) broadcast over (m, B)
+        k_yy = _radial(kernel, hs, beta).value(torch.zeros_like(y[:, 0]))
         if estimator in ("fair", "nrg"):
-            s_xx = pairwise_sq_dist(x)
-            k_xx = sum(_radial(kernel, s_xx, h.reshape(-1, 1, 1), beta) for h in hs)
+            pair_radial = _radial(kernel, [h.reshape(-1, 1, 1) for h in hs], beta)
+            total = pairwise_radial_sum(x, w, pair_radial, diagonal=diagonal_included(estimator))
         else:
             shift = 1 if estimator == "akr" else m // 2
-            s_shift = shifted_sq_dist(x, shift)
-            k_shift = sum(_radial(kernel, s_shift, h, beta) for h in hs)
+            k_shift = _radial(kernel, hs, beta).value(shifted_sq_dist(x, shift))
 
     cross = k_xy.mean(0) if w is None else (w * k_xy).sum(0)
     if estimator in ("fair", "nrg"):
-        total = pairwise_sum(k_xx, w, diagonal=estimator == "nrg")
+        if callable(kernel):
+            if not diagonal_included(estimator):
+                k_xx = k_xx.masked_fill(torch.eye(m, dtype=torch.bool, device=x.device), 0.0)
+            wb = None if w is None else w.transpose(0, 1)
+            total = k_xx.sum((-2, -1)) if wb is None else torch.einsum("bi,bij,bj->b", wb, k_xx, wb)
         if w is None:
             within = total / (m * (m - 1) if estimator == "fair" else m * m)
         else:
