@@ -28,6 +28,7 @@ from torch.distributions import (
     ExpTransform,
     Gamma,
     Geometric,
+    Gumbel,
     HalfNormal,
     Independent,
     Laplace,
@@ -216,6 +217,14 @@ CASES = [
         ),
     ),
     Case(
+        "gumbel",
+        lambda r: (r.normal(size=N_OBS), _u(0.3, 3)(r)),
+        lambda m, s: Gumbel(m, s),
+        lambda y, m, s: sr.crps_gev(y, 0.0, m, s, backend="numpy"),
+        lambda m, s: st.gumbel_r(m, s),
+        _normal_targets,
+    ),
+    Case(
         "half_normal",
         lambda r: (_u(0.3, 3)(r),),
         lambda s: HalfNormal(s),
@@ -366,6 +375,9 @@ def _integrate_crps(frozen, y: float, discrete: bool) -> float:
     return total
 
 
+@pytest.mark.filterwarnings(
+    "ignore:overflow encountered in exp:RuntimeWarning"
+)  # scipy's Gumbel cdf at -inf
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_matches_numerical_integration(case):
     params, y = _setup(case, seed=3)
@@ -510,6 +522,20 @@ def test_broadcasting_and_reductions():
     assert torch.allclose(crps(d, y, reduction="sum"), none.sum())
     ref = sr.crps_normal(y.numpy(), 0.0, 1.0, backend="numpy")
     np.testing.assert_allclose(none[1].numpy(), ref, rtol=1e-12)
+
+
+def test_gumbel_far_tails_stay_finite():
+    # E1(e^{-z}) is evaluated from z itself: no overflow of e^{-z} (scoringrules 0.10 returns inf here).
+    y = torch.tensor([-30.0, 40.0, 700.0], dtype=F64)
+    got = crps(
+        Gumbel(torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64)), y, reduction="none"
+    )
+    euler, log2 = 0.5772156649015329, math.log(2.0)
+    # far left: E X - y - E|X - X'|/2 = gamma - y - log 2; far right: y - gamma - log 2 (+ O(e^{-y}))
+    ref = torch.tensor([euler + 30.0 - log2, 40.0 - euler - log2, 700.0 - euler - log2], dtype=F64)
+    torch.testing.assert_close(got, ref, rtol=1e-13, atol=1e-12)
+    got32 = crps(Gumbel(torch.tensor(0.0), torch.tensor(1.0)), y.float(), reduction="none")
+    torch.testing.assert_close(got32, ref.float(), rtol=1e-6, atol=1e-5)
 
 
 def test_infinite_crps_for_heavy_tails():

@@ -36,6 +36,7 @@ from torch.distributions import (
     ExpTransform,
     Gamma,
     Geometric,
+    Gumbel,
     HalfNormal,
     Laplace,
     LogNormal,
@@ -158,7 +159,7 @@ def crps(dist: Distribution, target: torch.Tensor, *, reduction: str = "mean") -
 
     * continuous: ``Normal``, ``LogNormal``, :class:`Logistic` (also the pattern
       ``TransformedDistribution(Uniform(0, 1), [SigmoidTransform().inv, AffineTransform(loc, scale)])``),
-      ``Laplace``, ``Uniform``, ``Exponential``, ``Gamma`` (hence ``Chi2``), ``Beta``, ``StudentT``
+      ``Laplace``, ``Uniform``, ``Exponential``, ``Gamma`` (hence ``Chi2``), ``Beta``, ``Gumbel``, ``StudentT``
       (:math:`\nu > 1`; ``inf`` otherwise), ``HalfNormal``, ``Pareto`` (:math:`\alpha > 1`; ``inf``
       otherwise), ``MixtureSameFamily`` of ``Normal`` components, and any ``TransformedDistribution`` made of a
       registered base followed only by affine maps (:math:`\mathrm{CRPS}(aX+b, y) = |a|\,\mathrm{CRPS}(X,
@@ -373,6 +374,68 @@ def _gammainc(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.where(zero, 0.0, value)
 
 
+_EULER_GAMMA = 0.57721566490153286060651209008240243
+
+
+def _exp1_cf(u: torch.Tensor) -> torch.Tensor:
+    """E1(u) for u >= 1 by Lentz's continued fraction (Numerical Recipes 6.3), iterated to convergence."""
+    dtype = u.dtype
+    tiny, eps = _tiny(dtype), torch.finfo(dtype).eps
+    b = u + 1.0
+    c = torch.full_like(u, 1.0 / tiny)
+    d = 1.0 / b
+    h = d
+    compiling = torch.compiler.is_compiling()
+    for k in range(1, 501):
+        an = -float(k * k)
+        b = b + 2.0
+        d = an * d + b
+        d = 1.0 / torch.where(d.abs() < tiny, tiny, d)
+        c = b + an / c
+        c = torch.where(c.abs() < tiny, tiny, c)
+        delta = d * c
+        h = h * delta
+        if compiling:
+            if k >= 80:
+                break
+        elif k % 4 == 0 and _converged(delta, eps):
+            break
+    return h * torch.exp(-u)
+
+
+class _Exp1Large(torch.autograd.Function):
+    """E1(u), u >= 1, with the exact derivative -exp(-u)/u (itself differentiable: every order works)."""
+
+    @staticmethod
+    def forward(ctx, u):
+        ctx.save_for_backward(u)
+        return _exp1_cf(u)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (u,) = ctx.saved_tensors
+        return -grad * torch.exp(-u) / u
+
+
+def _exp1_of_exp(z: torch.Tensor) -> torch.Tensor:
+    r"""Exponential integral :math:`E_1(e^{-z})`, stable for every real ``z`` and differentiable to every order.
+
+    For :math:`z \ge 0` (:math:`u = e^{-z} \le 1`) the series :math:`E_1(u) = -\gamma + z - \sum_{k\ge1}
+    (-u)^k/(k\,k!)` (25 terms reach double precision) keeps :math:`\log u = -z` exact even where :math:`u`
+    underflows; for :math:`z < 0` the continued fraction.
+    """
+    small = z >= 0
+    us = torch.exp(-torch.where(small, z, 0.0))
+    term = torch.ones_like(us)
+    total = torch.zeros_like(us)
+    for k in range(1, 26):
+        term = term * (-us / k)
+        total = total + term / k
+    e1_small = -_EULER_GAMMA + z - total
+    ul = torch.exp(-torch.where(small, 0.0, z)).clamp(max=1000.0)  # E1(1000) underflows to 0 anyway
+    return torch.where(small, e1_small, _Exp1Large.apply(ul))
+
+
 def _abs_normal_mean(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     r""":math:`\mathbb{E}|Z|` for :math:`Z \sim N(\mu, \sigma^2)`: :math:`\mu\,\mathrm{erf}(\mu/\sigma\sqrt2) + 2\sigma\varphi(\mu/\sigma)`."""
     z = mu / sigma
@@ -585,6 +648,14 @@ def _half_normal(dist: HalfNormal, target: torch.Tensor) -> torch.Tensor:
     inside = tp * (2.0 * torch.erf(tp / _SQRT2) - 1.0) + 4.0 * _norm_pdf(tp) - 2.0 * _INV_SQRT_PI
     outside = -t + 2.0 * (_SQRT2 - 1.0) * _INV_SQRT_PI
     return scale * torch.where(pos, inside, outside)
+
+
+@register_crps(Gumbel)
+def _gumbel(dist: Gumbel, target: torch.Tensor) -> torch.Tensor:
+    # GEV with shape 0: CRPS = mu - y + beta (gamma - log 2) - 2 beta Ei(log F(y)), Ei(-u) = -E1(u)
+    y, loc, scale = _cast(target, dist.loc, dist.scale)
+    z = (y - loc) / scale
+    return loc - y + scale * (_EULER_GAMMA - math.log(2.0)) + 2.0 * scale * _exp1_of_exp(z)
 
 
 @register_crps(Pareto)
