@@ -207,7 +207,8 @@ def test_bf16_autocast_and_bf16_parameters_finite():
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in head.parameters())
     d = Normal(torch.zeros(4, dtype=torch.bfloat16), torch.ones(4, dtype=torch.bfloat16))
-    assert torch.isfinite(log_score(d, torch.full((4,), 30.0, dtype=torch.bfloat16)))
+    out = log_score(d, torch.full((4,), 30.0, dtype=torch.bfloat16), reduction="none")
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def test_errors():

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
-from ._checks import check_floating
+from ._checks import check_floating, compute_dtype
 from ._reduction import check_reduction, reduce
 
 __all__ = ["gaussian_mixture", "log_score", "normal_mixture"]
@@ -59,7 +59,7 @@ def log_score(
         - output: scalar, or the broadcast batch shape with ``reduction="none"``.
 
     Returns:
-        The logarithmic score in the dtype of ``log_prob``.
+        The logarithmic score in the dtype of ``log_prob`` (float32 if that is a half-precision dtype).
 
     Examples:
         >>> import torch
@@ -109,7 +109,8 @@ def log_score(
             f"dist must be a torch.distributions.Distribution or a log-density callable; got "
             f"{type(dist).__name__}"
         )
-    return reduce(values, reduction)
+    # Half-precision log-densities are reduced in float32 (the convention of every score here).
+    return reduce(values.to(compute_dtype(values)), reduction)
 
 
 def _check_mixture_args(means, scales, logits, *, event_rank: int) -> None:
