@@ -46,7 +46,7 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, *, ncol: int, pad: 
     arr = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     if c == 1:
         arr = arr[..., 0]
-    scale = max(1, 256 // max(h, w))  # small images (28x28) are enlarged so that the grid is readable
+    scale = max(1, 96 // max(h, w))  # small images (28x28) are enlarged so that the grid is readable
     im = Image.fromarray(arr)
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
