@@ -33,7 +33,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from scoringrules_torch.heads import DiffusionHead, GaussianHead, GaussianMixtureHead, ImplicitGeneratorHead
+from scoringrules_torch.heads import (
+    DiffusionHead,
+    GaussianHead,
+    GaussianMixtureHead,
+    ImplicitGeneratorHead,
+)
 
 TOKEN_DIM, COND_DIM, WIDTH, DEPTH = 16, 768, 1024, 6
 DIFFUSION_STEPS = 100
@@ -45,7 +50,12 @@ def make_heads() -> dict[str, torch.nn.Module]:
             TOKEN_DIM, COND_DIM, width=WIDTH, depth=DEPTH, noise_dim=64, num_samples=4
         ),
         "diffusion (MAR-like, 100 steps)": DiffusionHead(
-            TOKEN_DIM, COND_DIM, width=WIDTH, depth=DEPTH, num_sampling_steps=DIFFUSION_STEPS, num_samples=4
+            TOKEN_DIM,
+            COND_DIM,
+            width=WIDTH,
+            depth=DEPTH,
+            num_sampling_steps=DIFFUSION_STEPS,
+            num_samples=4,
         ),
         "gaussian (log score)": GaussianHead(TOKEN_DIM, COND_DIM, hidden=WIDTH, depth=DEPTH),
         "mixture k=8 (log score)": GaussianMixtureHead(
@@ -87,17 +97,25 @@ def train_fn(head, z, y):
 def scaled_flops(make_fn: Callable[[int], Callable[[], object]], n: int, small: int = 64) -> int:
     a, b = flops(make_fn(small)), flops(make_fn(2 * small))
     if b != 2 * a:
-        raise RuntimeError(f"FLOPs are not linear in the number of positions: {a} at {small}, {b} at {2 * small}")
+        raise RuntimeError(
+            f"FLOPs are not linear in the number of positions: {a} at {small}, {b} at {2 * small}"
+        )
     return a * n // small
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description="Benchmark the predictive heads at EAR-B head size.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the predictive heads at EAR-B head size."
+    )
     parser.add_argument("--positions", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=2, help="timed repeats of each sampling measurement")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timed repeats of each sampling measurement"
+    )
     parser.add_argument("--train-repeats", type=int, default=1)
-    parser.add_argument("--full-diffusion", action="store_true", help="time the real 100-step sampler")
+    parser.add_argument(
+        "--full-diffusion", action="store_true", help="time the real 100-step sampler"
+    )
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("results_heads.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -129,9 +147,9 @@ def main(argv: list[str] | None = None) -> str:
                 )
             else:
                 sample_s = timed(sample_fn(head, z), args.repeats)
-            sample_flops = scaled_flops(lambda m: sample_fn(head, z[:m]), n)
+            sample_flops = scaled_flops(lambda m, head=head: sample_fn(head, z[:m]), n)
         train_s = timed(train_fn(head, z, y), args.train_repeats)
-        train_flops = scaled_flops(lambda m: train_fn(head, z[:m], y[:m]), n)
+        train_flops = scaled_flops(lambda m, head=head: train_fn(head, z[:m], y[:m]), n)
         rows.append((name, params, sample_s, sample_flops, train_s, train_flops))
         print(
             f"{name}: sample {sample_s:.3f} s ({sample_s / n * 1e6:.1f} us/position, "

@@ -48,7 +48,11 @@ def true_next(x: torch.Tensor, generator: torch.Generator | None = None) -> torc
     """One draw of x_{t+1} given x_t, for every row of ``x`` (``(..., 2)``)."""
     norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     u = torch.stack([-x[..., 1], x[..., 0]], dim=-1) / norm
-    b = torch.randint(0, 2, x.shape[:-1] + (1,), generator=generator, device=x.device).to(x.dtype) * 2 - 1
+    b = (
+        torch.randint(0, 2, x.shape[:-1] + (1,), generator=generator, device=x.device).to(x.dtype)
+        * 2
+        - 1
+    )
     eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return 0.6 * x + b * u + 0.1 * eps
 
@@ -67,12 +71,19 @@ def make_sequences(num: int, length: int, generator: torch.Generator) -> torch.T
 class CausalModel(nn.Module):
     """A tiny GPT over continuous tokens; ``self.head`` is any :class:`PredictiveHead`."""
 
-    def __init__(self, head: PredictiveHead, *, width: int = 64, depth: int = 2, max_len: int = 64) -> None:
+    def __init__(
+        self, head: PredictiveHead, *, width: int = 64, depth: int = 2, max_len: int = 64
+    ) -> None:
         super().__init__()
         self.embed = nn.Linear(TOKEN_DIM, width)
         self.pos = nn.Parameter(torch.zeros(max_len, width))
         layer = nn.TransformerEncoderLayer(
-            width, nhead=4, dim_feedforward=2 * width, dropout=0.0, batch_first=True, norm_first=True
+            width,
+            nhead=4,
+            dim_feedforward=2 * width,
+            dropout=0.0,
+            batch_first=True,
+            norm_first=True,
         )
         self.backbone = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
@@ -92,12 +103,22 @@ class CausalModel(nn.Module):
 
 def make_head(name: str, cond_dim: int) -> PredictiveHead:
     """The one line that changes between runs."""
-    if name == "implicit":  # EAR: MLP generator trained by the energy score (pairs estimator, 2 pairs)
-        return ImplicitGeneratorHead(TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_samples=4)
+    if (
+        name == "implicit"
+    ):  # EAR: MLP generator trained by the energy score (pairs estimator, 2 pairs)
+        return ImplicitGeneratorHead(
+            TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_samples=4
+        )
     if name == "diffusion":  # MAR: AdaLN denoiser trained by denoising score matching
         # clip_denoised: see DiffusionHead's docstring (a briefly trained head needs it; |x| < 4 here)
         return DiffusionHead(
-            TOKEN_DIM, cond_dim, width=64, depth=2, num_sampling_steps=50, num_samples=4, clip_denoised=4.0
+            TOKEN_DIM,
+            cond_dim,
+            width=64,
+            depth=2,
+            num_sampling_steps=50,
+            num_samples=4,
+            clip_denoised=4.0,
         )
     if name == "mixture":  # GIVT-like mixture of Gaussians trained by the log score
         return GaussianMixtureHead(TOKEN_DIM, cond_dim, num_components=4, hidden=64, depth=2)
@@ -123,7 +144,9 @@ def energy_distance(model_samples: torch.Tensor, true_samples: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def evaluate(model: CausalModel, seqs: torch.Tensor, *, num_samples: int = 32, seed: int = 1) -> float:
+def evaluate(
+    model: CausalModel, seqs: torch.Tensor, *, num_samples: int = 32, seed: int = 1
+) -> float:
     """Mean held-out energy distance over every (sequence, position) context of ``seqs``."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)

@@ -88,11 +88,15 @@ def respaced_schedule(num_train_timesteps: int, num_steps: int) -> tuple[tuple[f
 class _Denoiser(nn.Module):
     """MAR's ``SimpleMLPAdaLN``: AdaLN-MLP on the noisy token, modulated by timestep + condition."""
 
-    def __init__(self, token_dim: int, cond_dim: int, width: int, depth: int, freq_dim: int) -> None:
+    def __init__(
+        self, token_dim: int, cond_dim: int, width: int, depth: int, freq_dim: int
+    ) -> None:
         super().__init__()
         self.freq_dim = freq_dim
         self.input_proj = nn.Linear(token_dim, width)
-        self.time_embed = nn.Sequential(nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.time_embed = nn.Sequential(
+            nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width)
+        )
         self.cond_embed = nn.Linear(cond_dim, width)
         self.blocks = nn.ModuleList(AdaLNBlock(width) for _ in range(depth))
         self.final = ModulatedFinalLayer(width, token_dim)
@@ -211,9 +215,13 @@ class DiffusionHead(HeadBase):
         self.num_sampling_steps = num_sampling_steps
         self.num_samples = num_samples
         if clip_denoised is not None and not (
-            isinstance(clip_denoised, (int, float)) and not isinstance(clip_denoised, bool) and clip_denoised > 0
+            isinstance(clip_denoised, (int, float))
+            and not isinstance(clip_denoised, bool)
+            and clip_denoised > 0
         ):
-            raise ValueError(f"clip_denoised must be None or a positive number; got {clip_denoised!r}")
+            raise ValueError(
+                f"clip_denoised must be None or a positive number; got {clip_denoised!r}"
+            )
         self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
         self.net = _Denoiser(token_dim, cond_dim, width, depth, freq_dim)
         self._alphas_cumprod = torch.tensor(

@@ -111,7 +111,9 @@ class GaussianHead(HeadBase):
             raise ValueError(f"std must be 'learned' or a positive float; got {std!r}")
         check_choice("score", score, _SCORES)
         if score == "energy" and (not isinstance(num_samples, int) or num_samples < 2):
-            raise ValueError(f"num_samples must be an int >= 2 for score='energy'; got {num_samples!r}")
+            raise ValueError(
+                f"num_samples must be an int >= 2 for score='energy'; got {num_samples!r}"
+            )
         if score == "energy":
             check_choice("estimator", estimator, ENERGY_ESTIMATORS)
         if hidden is not None and (not isinstance(hidden, int) or hidden < 1):

@@ -87,7 +87,11 @@ def cfg_scale_schedule(
     check_choice("schedule", schedule, ("linear", "constant"))
     if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 1:
         raise ValueError(f"num_tokens must be a positive int; got {num_tokens!r}")
-    if isinstance(next_masked, bool) or not isinstance(next_masked, int) or not 0 <= next_masked <= num_tokens:
+    if (
+        isinstance(next_masked, bool)
+        or not isinstance(next_masked, int)
+        or not 0 <= next_masked <= num_tokens
+    ):
         raise ValueError(
             f"next_masked must be an int in [0, num_tokens={num_tokens}]; got {next_masked!r}"
         )

@@ -75,7 +75,9 @@ def _build_score(
         check_choice("estimator (for score='kernel')", estimator, KERNEL_ESTIMATORS + ("pairs",))
 
         def kernel(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return kernel_score(samples, target, estimator=pairs_like, reduction="none", **score_kwargs)
+            return kernel_score(
+                samples, target, estimator=pairs_like, reduction="none", **score_kwargs
+            )
 
         return kernel, False
     # CRPS of each token dimension, summed
@@ -191,7 +193,11 @@ class ImplicitGeneratorHead(HeadBase):
         log_terms: bool = False,
     ) -> None:
         super().__init__(token_dim, cond_dim)
-        for name, value, low in (("width", width, 1), ("depth", depth, 0), ("noise_dim", noise_dim, 1)):
+        for name, value, low in (
+            ("width", width, 1),
+            ("depth", depth, 0),
+            ("noise_dim", noise_dim, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
         check_choice("noise", noise, _NOISES)
@@ -314,7 +320,11 @@ class ImplicitGeneratorHead(HeadBase):
         if noise is None:
             noise = self.draw_noise((m, n), z)
         else:
-            if noise.shape[0] != m or noise.shape[-1] != self.noise_dim or noise[0].numel() != n * self.noise_dim:
+            if (
+                noise.shape[0] != m
+                or noise.shape[-1] != self.noise_dim
+                or noise[0].numel() != n * self.noise_dim
+            ):
                 raise ValueError(
                     f"noise must have shape (num_samples={m}, *positions, noise_dim={self.noise_dim}); "
                     f"got {tuple(noise.shape)}"

@@ -67,7 +67,11 @@ class GaussianMixtureHead(HeadBase):
         depth: int = 2,
     ) -> None:
         super().__init__(token_dim, cond_dim)
-        if not isinstance(num_components, int) or isinstance(num_components, bool) or num_components < 1:
+        if (
+            not isinstance(num_components, int)
+            or isinstance(num_components, bool)
+            or num_components < 1
+        ):
             raise ValueError(f"num_components must be a positive int; got {num_components!r}")
         if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
             raise ValueError(f"hidden must be a positive int or None; got {hidden!r}")

@@ -25,7 +25,7 @@ def test_cosine_schedule_closed_form():
         assert ab[t] == pytest.approx(_f((t + 1) / T) / _f(0), rel=1e-9)
     # the last step is capped at beta = 0.999
     assert 1 - ab[-1] / ab[-2] == pytest.approx(0.999, rel=1e-12)
-    assert all(a > b for a, b in zip(ab, ab[1:]))
+    assert all(a > b for a, b in zip(ab, ab[1:], strict=False))
 
 
 @pytest.mark.parametrize("steps", [1, 7, 100, 1000])
@@ -71,7 +71,11 @@ def test_loss_matches_float64_epsilon_mse():
     t = rng.integers(0, 1000, size=(3, 5))
     eps = rng.normal(size=(3, 5, 2))
     got = head.loss(
-        torch.from_numpy(z), torch.from_numpy(y), torch.from_numpy(mask), t=torch.from_numpy(t), noise=torch.from_numpy(eps)
+        torch.from_numpy(z),
+        torch.from_numpy(y),
+        torch.from_numpy(mask),
+        t=torch.from_numpy(t),
+        noise=torch.from_numpy(eps),
     ).item()
     cond = head.embed_condition(torch.from_numpy(z))
     num = den = 0.0
@@ -80,9 +84,13 @@ def test_loss_matches_float64_epsilon_mse():
         for j in range(3):
             ab = _f((t[j, i] + 1) / 1000) / _f(0)
             x_t = math.sqrt(ab) * y[i] + math.sqrt(1 - ab) * eps[j, i]
-            pred = head.predict_eps(
-                torch.from_numpy(x_t)[None], torch.tensor([t[j, i]]), cond[i : i + 1]
-            ).detach().numpy()[0]
+            pred = (
+                head.predict_eps(
+                    torch.from_numpy(x_t)[None], torch.tensor([t[j, i]]), cond[i : i + 1]
+                )
+                .detach()
+                .numpy()[0]
+            )
             per.append(((pred - eps[j, i]) ** 2).mean())
         num += mask[i] * np.mean(per)
         den += mask[i]
@@ -102,7 +110,10 @@ def _oracle(head, mu, s):
 
 def test_sampler_with_the_exact_denoiser_recovers_a_gaussian_law():
     head = DiffusionHead(2, 3, width=8, depth=1, num_sampling_steps=100).double()
-    mu, s = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    mu, s = (
+        torch.tensor([1.0, -2.0], dtype=torch.float64),
+        torch.tensor([0.5, 2.0], dtype=torch.float64),
+    )
     head.predict_eps = _oracle(head, mu, s)
     z = torch.zeros(40000, 3, dtype=torch.float64)
     torch.manual_seed(0)
@@ -135,7 +146,11 @@ def test_clip_denoised_bounds_the_clean_estimate():
 
 def test_zero_initialised_denoiser_and_default_configuration():
     head = DiffusionHead(16, 32, width=64, depth=2)
-    assert head.num_sampling_steps == 100 and head.num_samples == 4 and head.num_train_timesteps == 1000
+    assert (
+        head.num_sampling_steps == 100
+        and head.num_samples == 4
+        and head.num_train_timesteps == 1000
+    )
     z = torch.randn(3, 32)
     eps = head.predict_eps(torch.randn(3, 16), torch.tensor([0, 500, 999]), head.embed_condition(z))
     assert torch.all(eps == 0)

@@ -50,7 +50,9 @@ def test_gaussian_crps_matches_properscoring():
     z, y = _data()
     mean, std = (t.detach().numpy() for t in head.parameters_of(torch.from_numpy(z)))
     expected = properscoring.crps_gaussian(y, mean, std).sum(-1).mean()
-    assert head.loss(torch.from_numpy(z), torch.from_numpy(y)).item() == pytest.approx(expected, rel=1e-10)
+    assert head.loss(torch.from_numpy(z), torch.from_numpy(y)).item() == pytest.approx(
+        expected, rel=1e-10
+    )
 
 
 def test_gaussian_energy_score_is_unbiased_for_the_crps_in_one_dimension():
@@ -89,14 +91,17 @@ def test_gaussian_learned_std_at_initialisation():
     torch.testing.assert_close(std, torch.full_like(std, math.log(2) + 1e-4))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(std="fixed"), "std must be one of"),
-    (dict(std=-1.0), "std must be 'learned' or a positive float"),
-    (dict(score="kernel"), "score must be one of"),
-    (dict(score="energy", num_samples=1), "num_samples must be an int >= 2"),
-    (dict(score="energy", estimator="pwm"), "estimator must be one of"),
-    (dict(hidden=0), "hidden must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(std="fixed"), "std must be one of"),
+        (dict(std=-1.0), "std must be 'learned' or a positive float"),
+        (dict(score="kernel"), "score must be one of"),
+        (dict(score="energy", num_samples=1), "num_samples must be an int >= 2"),
+        (dict(score="energy", estimator="pwm"), "estimator must be one of"),
+        (dict(hidden=0), "hidden must be a positive int"),
+    ],
+)
 def test_gaussian_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GaussianHead(D_TOKEN, D_COND, **kwargs)
@@ -114,7 +119,9 @@ def test_mixture_log_score_matches_float64_loop():
     expected = []
     for i in range(len(y)):
         log_w = logits[i] - logsumexp(logits[i])
-        comps = [log_w[j] + stats.norm.logpdf(y[i], means[i, j], stds[i, j]).sum() for j in range(k)]
+        comps = [
+            log_w[j] + stats.norm.logpdf(y[i], means[i, j], stds[i, j]).sum() for j in range(k)
+        ]
         expected.append(-logsumexp(comps))
     got = head.loss(torch.from_numpy(z), torch.from_numpy(y)).item()
     assert got == pytest.approx(np.mean(expected), rel=1e-12)
@@ -128,7 +135,9 @@ def test_mixture_sampling_weights_and_temperature():
     std_raw = math.log(math.expm1(0.5 - 1e-4))
     with torch.no_grad():
         head.readout.output.weight.zero_()
-        head.readout.output.bias.copy_(torch.tensor([math.log(0.25), math.log(0.75), -2.0, 2.0, std_raw, std_raw]))
+        head.readout.output.bias.copy_(
+            torch.tensor([math.log(0.25), math.log(0.75), -2.0, 2.0, std_raw, std_raw])
+        )
     torch.manual_seed(0)
     z = torch.randn(40000, D_COND)
     for temperature in (1.0, 0.4):

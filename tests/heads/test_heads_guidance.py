@@ -36,8 +36,10 @@ def test_linear_schedule_over_ears_sampler():
     cfg = 3.0
     seq = [cfg_scale_schedule(cfg, 256, nxt) for nxt in _ear_next_masked()]
     assert seq[0] == pytest.approx(1 + 2 * (256 - 255) / 256)
-    assert seq[-1] == pytest.approx(1 + 2 * 255 / 256)  # never reaches cfg: next_masked is clamped to 1
-    assert all(a <= b for a, b in zip(seq, seq[1:]))
+    assert seq[-1] == pytest.approx(
+        1 + 2 * 255 / 256
+    )  # never reaches cfg: next_masked is clamped to 1
+    assert all(a <= b for a, b in zip(seq, seq[1:], strict=False))
     assert cfg_scale_schedule(cfg, 256, 0) == cfg
     assert cfg_scale_schedule(cfg, 256, 256) == 1.0
     assert cfg_scale_schedule(cfg, 256, 100, schedule="constant") == cfg

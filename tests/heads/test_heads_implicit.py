@@ -31,7 +31,9 @@ def _head(**kw) -> ImplicitGeneratorHead:
     return head.double()
 
 
-def _naive_generator(head: ImplicitGeneratorHead, z: np.ndarray, eps: np.ndarray, tau: float) -> np.ndarray:
+def _naive_generator(
+    head: ImplicitGeneratorHead, z: np.ndarray, eps: np.ndarray, tau: float
+) -> np.ndarray:
     """EAR's MLP generator written out with numpy in float64 from the parameters (notes §2.4)."""
     p = {k: v.detach().double().numpy() for k, v in head.state_dict().items()}
 
@@ -52,7 +54,10 @@ def _naive_generator(head: ImplicitGeneratorHead, z: np.ndarray, eps: np.ndarray
     for i in range(head.depth):
         mod = lin(silu(e), f"blocks.{i}.modulation")
         shift, scale, gate = mod[..., :WIDTH], mod[..., WIDTH : 2 * WIDTH], mod[..., 2 * WIDTH :]
-        u = layer_norm(h, p[f"blocks.{i}.norm.weight"], p[f"blocks.{i}.norm.bias"]) * (1 + scale) + tau * shift
+        u = (
+            layer_norm(h, p[f"blocks.{i}.norm.weight"], p[f"blocks.{i}.norm.bias"]) * (1 + scale)
+            + tau * shift
+        )
         ffn = lin(silu(lin(u, f"blocks.{i}.ffn.0")), f"blocks.{i}.ffn.2")
         h = h + gate * ffn
     mod = lin(silu(e), "final.modulation")
@@ -69,7 +74,11 @@ def test_generator_matches_float64_rederivation(tau):
     got = head(torch.from_numpy(z), torch.from_numpy(eps), tau).detach().numpy()
     np.testing.assert_allclose(got, _naive_generator(head, z, eps, tau), rtol=1e-10, atol=1e-12)
     # sample() uses the same generator and scales only the residual blocks' shifts
-    one = head.sample(torch.from_numpy(z), temperature=tau, noise=torch.from_numpy(eps[0])).detach().numpy()
+    one = (
+        head.sample(torch.from_numpy(z), temperature=tau, noise=torch.from_numpy(eps[0]))
+        .detach()
+        .numpy()
+    )
     np.testing.assert_allclose(one, _naive_generator(head, z, eps[0], tau), rtol=1e-10, atol=1e-12)
 
 
@@ -80,15 +89,23 @@ def test_temperature_changes_only_the_block_shifts():
         for block in head.blocks:
             block.modulation.weight[:WIDTH] = 0
             block.modulation.bias[:WIDTH] = 0
-    z, eps = torch.randn(4, D_COND, dtype=torch.float64), torch.rand(4, NOISE, dtype=torch.float64) - 0.5
-    torch.testing.assert_close(head.sample(z, 0.3, noise=eps), head.sample(z, 1.0, noise=eps), rtol=0, atol=0)
+    z, eps = (
+        torch.randn(4, D_COND, dtype=torch.float64),
+        torch.rand(4, NOISE, dtype=torch.float64) - 0.5,
+    )
+    torch.testing.assert_close(
+        head.sample(z, 0.3, noise=eps), head.sample(z, 1.0, noise=eps), rtol=0, atol=0
+    )
     head = _head()
     assert not torch.equal(head.sample(z, 0.3, noise=eps), head.sample(z, 1.0, noise=eps))
 
 
 def test_train_and_eval_mode_sample_identically():
     head = _head()
-    z, eps = torch.randn(4, D_COND, dtype=torch.float64), torch.rand(4, NOISE, dtype=torch.float64) - 0.5
+    z, eps = (
+        torch.randn(4, D_COND, dtype=torch.float64),
+        torch.rand(4, NOISE, dtype=torch.float64) - 0.5,
+    )
     a = head.train().sample(z, 0.5, noise=eps)
     b = head.eval().sample(z, 0.5, noise=eps)
     assert torch.equal(a, b)
@@ -106,7 +123,9 @@ def test_initialisation_follows_ear():
             else:
                 bound = math.sqrt(6 / (mod.in_features + mod.out_features))
                 assert mod.weight.abs().max() <= bound, name
-                assert mod.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15), name
+                assert mod.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15), (
+                    name
+                )
         if isinstance(mod, torch.nn.LayerNorm):
             if name == "final.norm":
                 assert mod.weight is None and mod.eps == 1e-6
@@ -156,8 +175,15 @@ def test_pairs_loss_is_half_of_ears_loss(num_samples, tau):
     mask = (rng.uniform(size=(2, 6)) < 0.6).astype(np.float64)
     mask[0, 0] = 1.0
     eps = rng.uniform(-0.5, 0.5, size=(num_samples, 2, 6, NOISE))
-    loss = head.loss(torch.from_numpy(z), torch.from_numpy(y), torch.from_numpy(mask), noise=torch.from_numpy(eps))
-    samples = _naive_generator(head, z.reshape(12, D_COND), eps.reshape(num_samples, 12, NOISE), 1.0)
+    loss = head.loss(
+        torch.from_numpy(z),
+        torch.from_numpy(y),
+        torch.from_numpy(mask),
+        noise=torch.from_numpy(eps),
+    )
+    samples = _naive_generator(
+        head, z.reshape(12, D_COND), eps.reshape(num_samples, 12, NOISE), 1.0
+    )
     expected = 0.5 * _ear_loss_float64(samples, y.reshape(12, D_TOKEN), mask.reshape(12), tau)
     assert loss.dtype == torch.float64
     assert loss.item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
@@ -179,7 +205,14 @@ def test_fair_estimator_loss_float64():
     vals = []
     for i in range(5):
         acc = np.mean([np.linalg.norm(x[k, i] - y[i]) ** beta for k in range(m)])
-        spr = np.mean([np.linalg.norm(x[k, i] - x[j, i]) ** beta for k in range(m) for j in range(m) if k != j])
+        spr = np.mean(
+            [
+                np.linalg.norm(x[k, i] - x[j, i]) ** beta
+                for k in range(m)
+                for j in range(m)
+                if k != j
+            ]
+        )
         vals.append(acc - 0.5 * spr)
     assert loss == pytest.approx(np.mean(vals), rel=1e-10)
 
@@ -222,7 +255,10 @@ def test_energy_plus_variogram_and_callable_scores():
 
     m = 4
     rng = np.random.default_rng(6)
-    z, y = torch.from_numpy(rng.normal(size=(5, D_COND))), torch.from_numpy(rng.normal(size=(5, D_TOKEN)))
+    z, y = (
+        torch.from_numpy(rng.normal(size=(5, D_COND))),
+        torch.from_numpy(rng.normal(size=(5, D_TOKEN))),
+    )
     eps = torch.from_numpy(rng.uniform(-0.5, 0.5, size=(m, 5, NOISE)))
     head = _head(num_samples=m, score="energy+variogram", estimator="fair")
     x = head(z, eps)
@@ -242,7 +278,9 @@ def test_energy_plus_variogram_and_callable_scores():
 
 
 def test_gaussian_noise_option():
-    head = ImplicitGeneratorHead(D_TOKEN, D_COND, width=8, depth=1, noise_dim=NOISE, noise="gaussian")
+    head = ImplicitGeneratorHead(
+        D_TOKEN, D_COND, width=8, depth=1, noise_dim=NOISE, noise="gaussian"
+    )
     torch.manual_seed(0)
     eps = head.draw_noise((20000,), torch.zeros(1, dtype=torch.float64))
     assert eps.dtype == torch.float64 and eps.shape == (20000, NOISE)

@@ -18,13 +18,17 @@ from scoringrules_torch.heads import (
 D_TOKEN, D_COND = 3, 6
 
 MAKERS = {
-    "implicit": lambda: ImplicitGeneratorHead(D_TOKEN, D_COND, width=16, depth=2, noise_dim=8, num_samples=4),
+    "implicit": lambda: ImplicitGeneratorHead(
+        D_TOKEN, D_COND, width=16, depth=2, noise_dim=8, num_samples=4
+    ),
     "implicit_fair": lambda: ImplicitGeneratorHead(
         D_TOKEN, D_COND, width=16, depth=1, noise_dim=8, num_samples=3, estimator="fair"
     ),
     "gaussian_log": lambda: GaussianHead(D_TOKEN, D_COND, hidden=16),
     "gaussian_crps": lambda: GaussianHead(D_TOKEN, D_COND, score="crps"),
-    "gaussian_energy": lambda: GaussianHead(D_TOKEN, D_COND, score="energy", num_samples=4, std=0.5),
+    "gaussian_energy": lambda: GaussianHead(
+        D_TOKEN, D_COND, score="energy", num_samples=4, std=0.5
+    ),
     "mixture": lambda: GaussianMixtureHead(D_TOKEN, D_COND, num_components=3),
     "diffusion": lambda: DiffusionHead(D_TOKEN, D_COND, width=16, depth=2, num_sampling_steps=5),
 }
@@ -112,9 +116,15 @@ def test_empty_mask_gives_zero_loss_and_finite_gradients(named_head):
 def test_shape_errors_are_clear(named_head):
     _, head = named_head
     z, y = _data(2, 5)
-    with pytest.raises(ValueError, match=r"target must have shape \(\*positions, token_dim\) with token_dim=3.*got target shape \(2, 5, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"target must have shape \(\*positions, token_dim\) with token_dim=3.*got target shape \(2, 5, 4\)",
+    ):
         head.loss(z, torch.randn(2, 5, 4))
-    with pytest.raises(ValueError, match=r"z must have shape \(\*positions, cond_dim\) with cond_dim=6.*\(2, 5, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"z must have shape \(\*positions, cond_dim\) with cond_dim=6.*\(2, 5, 7\)",
+    ):
         head.loss(torch.randn(2, 5, 7), y)
     with pytest.raises(ValueError, match="cond_dim=6"):
         head.sample(torch.randn(2, 5, 7))
@@ -187,4 +197,6 @@ def test_torch_compile_inductor_implicit_head():
     z, y = _data(4, 5)
     noise = head.draw_noise((4, 4, 5), z)
     compiled = torch.compile(head.loss, fullgraph=True)
-    torch.testing.assert_close(compiled(z, y, noise=noise), head.loss(z, y, noise=noise), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        compiled(z, y, noise=noise), head.loss(z, y, noise=noise), rtol=1e-5, atol=1e-6
+    )
