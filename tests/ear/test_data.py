@@ -19,7 +19,9 @@ from reference.ear.data import (
 
 
 def _write_idx(path, arr, compress):
-    header = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + b"".join(struct.pack(">I", s) for s in arr.shape)
+    header = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + b"".join(
+        struct.pack(">I", s) for s in arr.shape
+    )
     data = header + arr.astype(np.uint8).tobytes()
     if compress:
         with gzip.open(path, "wb") as f:
@@ -54,13 +56,17 @@ def test_digits_are_rescaled_to_bytes():
     x, y = load_digits()
     d = sk()
     assert x.shape == (1797, 8, 8) and x.dtype == np.uint8 and x.max() == 255
-    assert np.array_equal(np.round(d.images * 255 / 16).astype(np.uint8), x) and np.array_equal(y, d.target)
+    assert np.array_equal(np.round(d.images * 255 / 16).astype(np.uint8), x) and np.array_equal(
+        y, d.target
+    )
 
 
 def test_step_batches_partition_each_epoch_across_ranks_and_micro_steps():
     n, bs, world, accum = 103, 4, 2, 3
-    per_rank = [StepBatches(n, batch_size=bs, world_size=world, rank=r, accumulation_steps=accum, seed=7)
-                for r in range(world)]
+    per_rank = [
+        StepBatches(n, batch_size=bs, world_size=world, rank=r, accumulation_steps=accum, seed=7)
+        for r in range(world)
+    ]
     spe = per_rank[0].steps_per_epoch
     assert spe == n // (bs * world * accum)
     its = [b.iterate(0) for b in per_rank]
@@ -72,12 +78,20 @@ def test_step_batches_partition_each_epoch_across_ranks_and_micro_steps():
             seen.extend(torch.cat(micro).tolist())
     assert len(seen) == len(set(seen)) == spe * bs * world * accum  # no repeats within an epoch
     # the next epoch is a different permutation, and resuming at step k gives the same batches
-    tail = [next(StepBatches(n, batch_size=bs, world_size=world, rank=1, accumulation_steps=accum,
-                             seed=7).iterate(k)) for k in range(spe + 2)]
+    tail = [
+        next(
+            StepBatches(
+                n, batch_size=bs, world_size=world, rank=1, accumulation_steps=accum, seed=7
+            ).iterate(k)
+        )
+        for k in range(spe + 2)
+    ]
     it1 = per_rank[1].iterate(0)
     for k in range(spe + 2):
         step, micro = next(it1)
-        assert step == tail[k][0] and all(torch.equal(a, b) for a, b in zip(micro, tail[k][1], strict=True))
+        assert step == tail[k][0] and all(
+            torch.equal(a, b) for a, b in zip(micro, tail[k][1], strict=True)
+        )
     with pytest.raises(ValueError, match="fewer than one global batch"):
         StepBatches(10, batch_size=8, world_size=2, rank=0, accumulation_steps=1, seed=0)
 

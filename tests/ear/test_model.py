@@ -25,8 +25,18 @@ def test_preset_parameter_counts_match_the_paper(name):
 
 def test_backbone_matrices_follow_the_architecture_formula():
     # 12 D^2 + 13 D per block (qkv, proj, fc1, fc2 with biases, two LayerNorms) -- counted independently
-    c = ModelConfig(num_tokens=9, token_dim=5, width=24, depth=3, num_heads=4, buffer_size=3, num_classes=7,
-                    head_width=8, head_depth=1, noise_dim=4)
+    c = ModelConfig(
+        num_tokens=9,
+        token_dim=5,
+        width=24,
+        depth=3,
+        num_heads=4,
+        buffer_size=3,
+        num_classes=7,
+        head_width=8,
+        head_depth=1,
+        noise_dim=4,
+    )
     with torch.device("meta"):
         m = build_model(c)
     backbone = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("head."))
@@ -36,8 +46,21 @@ def test_backbone_matrices_follow_the_architecture_formula():
 
 
 def _tiny(**kw):
-    cfg = dict(num_tokens=6, token_dim=4, width=16, depth=2, num_heads=2, buffer_size=2, num_classes=3,
-               attn_dropout=0.0, proj_dropout=0.0, head_width=8, head_depth=1, noise_dim=4, score_batch_mul=1)
+    cfg = dict(
+        num_tokens=6,
+        token_dim=4,
+        width=16,
+        depth=2,
+        num_heads=2,
+        buffer_size=2,
+        num_classes=3,
+        attn_dropout=0.0,
+        proj_dropout=0.0,
+        head_width=8,
+        head_depth=1,
+        noise_dim=4,
+        score_batch_mul=1,
+    )
     cfg.update(kw)
     torch.manual_seed(0)
     return EAR(ModelConfig(**cfg)).eval()
@@ -109,9 +132,19 @@ def test_param_groups_follow_the_official_rules():
     ids = {k: {id(p) for p in g["params"]} for k, g in groups.items()}
     named = dict(m.named_parameters())
     assert id(named["head.blocks.0.ffn.0.weight"]) in ids["head_matrices"]
-    assert groups["head_matrices"]["lr_scale"] == 0.25 and groups["head_matrices"]["weight_decay"] == 0
-    assert id(named["head.blocks.0.ffn.0.bias"]) in ids["no_decay"]  # head biases at full lr (official quirk)
-    for n in ("blocks.0.attn.qkv.weight", "pos_embed", "mask_token", "fake_latent", "class_emb.weight"):
+    assert (
+        groups["head_matrices"]["lr_scale"] == 0.25 and groups["head_matrices"]["weight_decay"] == 0
+    )
+    assert (
+        id(named["head.blocks.0.ffn.0.bias"]) in ids["no_decay"]
+    )  # head biases at full lr (official quirk)
+    for n in (
+        "blocks.0.attn.qkv.weight",
+        "pos_embed",
+        "mask_token",
+        "fake_latent",
+        "class_emb.weight",
+    ):
         assert id(named[n]) in ids["decay"], n
     assert groups["decay"]["weight_decay"] == 0.02
     for n in ("blocks.0.norm1.weight", "blocks.0.attn.qkv.bias", "z_proj.bias"):

@@ -25,7 +25,9 @@ def test_every_token_is_predicted_once_and_the_count_follows_the_cosine(L, K):
     assert sum(p for p, _, _ in plan) == L
     masked = L
     for k, (pred, after, _) in enumerate(plan):
-        if k < K - 1:  # independent restatement: floor(L cos(pi/2 (k+1)/K)), clamped to [1, masked - 1]
+        if (
+            k < K - 1
+        ):  # independent restatement: floor(L cos(pi/2 (k+1)/K)), clamped to [1, masked - 1]
             expected = max(1, min(masked - 1, math.floor(L * math.cos(math.pi / 2 * (k + 1) / K))))
             assert after == expected
         else:
@@ -63,8 +65,17 @@ class RecordingHead(nn.Module):
 
 
 def _model(head, **kw):
-    cfg = dict(num_tokens=12, token_dim=3, width=16, depth=1, num_heads=2, buffer_size=2, num_classes=4,
-               attn_dropout=0.0, proj_dropout=0.0)
+    cfg = dict(
+        num_tokens=12,
+        token_dim=3,
+        width=16,
+        depth=1,
+        num_heads=2,
+        buffer_size=2,
+        num_classes=4,
+        attn_dropout=0.0,
+        proj_dropout=0.0,
+    )
     cfg.update(kw)
     torch.manual_seed(0)
     return EAR(ModelConfig(**cfg), head=head).eval()

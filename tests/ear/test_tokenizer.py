@@ -45,24 +45,51 @@ def test_patch_tokenizer_round_trip_and_sizes():
 
 def _small_vae():
     torch.manual_seed(0)
-    return AutoencoderKL(4, ch=8, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, resolution=32,
-                         attn_resolutions=(2,), groups=4)
+    return AutoencoderKL(
+        4,
+        ch=8,
+        ch_mult=(1, 1, 2, 2, 4),
+        num_res_blocks=1,
+        resolution=32,
+        attn_resolutions=(2,),
+        groups=4,
+    )
 
 
 def test_vae_layout_and_key_names_follow_the_official_checkpoint():
     vae = _small_vae()
     keys = set(vae.state_dict())
-    for k in ("encoder.conv_in.weight", "encoder.down.0.block.0.norm1.weight", "encoder.down.0.downsample.conv.weight",
-              "encoder.down.4.attn.0.q.weight", "encoder.mid.attn_1.proj_out.weight", "encoder.mid.block_2.conv2.bias",
-              "encoder.down.2.block.0.nin_shortcut.weight", "decoder.up.4.block.0.conv1.weight",
-              "decoder.up.1.upsample.conv.weight", "decoder.up.0.block.1.norm2.bias", "decoder.mid.attn_1.k.bias",
-              "quant_conv.weight", "post_quant_conv.weight"):
+    for k in (
+        "encoder.conv_in.weight",
+        "encoder.down.0.block.0.norm1.weight",
+        "encoder.down.0.downsample.conv.weight",
+        "encoder.down.4.attn.0.q.weight",
+        "encoder.mid.attn_1.proj_out.weight",
+        "encoder.mid.block_2.conv2.bias",
+        "encoder.down.2.block.0.nin_shortcut.weight",
+        "decoder.up.4.block.0.conv1.weight",
+        "decoder.up.1.upsample.conv.weight",
+        "decoder.up.0.block.1.norm2.bias",
+        "decoder.mid.attn_1.k.bias",
+        "quant_conv.weight",
+        "post_quant_conv.weight",
+    ):
         assert k in keys, k
-    assert not any(k.startswith("decoder.up.") and ".attn." in k for k in keys)  # no attention in up levels
-    assert not any(k.startswith("encoder.down.3.attn") for k in keys)  # attention only at the lowest level
-    assert "encoder.down.4.downsample.conv.weight" not in keys and "decoder.up.0.upsample.conv.weight" not in keys
+    assert not any(
+        k.startswith("decoder.up.") and ".attn." in k for k in keys
+    )  # no attention in up levels
+    assert not any(
+        k.startswith("encoder.down.3.attn") for k in keys
+    )  # attention only at the lowest level
+    assert (
+        "encoder.down.4.downsample.conv.weight" not in keys
+        and "decoder.up.0.upsample.conv.weight" not in keys
+    )
     # decoder levels have num_res_blocks + 1 blocks
-    assert "decoder.up.0.block.1.conv1.weight" in keys and "decoder.up.0.block.2.conv1.weight" not in keys
+    assert (
+        "decoder.up.0.block.1.conv1.weight" in keys
+        and "decoder.up.0.block.2.conv1.weight" not in keys
+    )
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         m = vae.encode_moments(x)
@@ -78,8 +105,15 @@ def test_load_vae_from_the_official_checkpoint_format(tmp_path, key):
     path = tmp_path / "kl16.ckpt"
     torch.save({key: state, "epoch": 3}, path)
     torch.manual_seed(1)
-    dst = AutoencoderKL(4, ch=8, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, resolution=32,
-                        attn_resolutions=(2,), groups=4)
+    dst = AutoencoderKL(
+        4,
+        ch=8,
+        ch_mult=(1, 1, 2, 2, 4),
+        num_res_blocks=1,
+        resolution=32,
+        attn_resolutions=(2,),
+        groups=4,
+    )
     with pytest.warns(UserWarning, match="unexpected"):
         loaded = load_vae(path, dst)
     for (n, a), (_, b) in zip(src.state_dict().items(), loaded.state_dict().items(), strict=True):
@@ -108,7 +142,9 @@ def test_kl_tokens_are_scaled_posterior_means_or_samples():
     t = tok.encode(x, sample=False)
     assert t.shape == (2, 4, 4)
     assert torch.allclose(t, patchify(mean, 1) * KL16_SCALE)
-    moments = torch.cat([torch.zeros(1, 4, 2, 2), torch.full((1, 4, 2, 2), -60.0)], 1)  # logvar clamped to -30
+    moments = torch.cat(
+        [torch.zeros(1, 4, 2, 2), torch.full((1, 4, 2, 2), -60.0)], 1
+    )  # logvar clamped to -30
     s = tok.moments_to_tokens(moments, sample=True)
     assert s.abs().max() < 1e-5
     assert tok.decode(t, grid=2).shape == (2, 3, 32, 32)

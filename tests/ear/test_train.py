@@ -43,7 +43,9 @@ def test_checkpoint_round_trip_is_weights_only_and_atomic(tmp_path):
     assert payload["step"] == 3
     assert RunConfig.from_json(payload["config_json"]) == cfg
     assert RunConfig.from_json((tmp_path / "config.json").read_text()) == cfg
-    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]  # the temporary file was renamed away
+    assert not [
+        p for p in os.listdir(tmp_path) if ".tmp" in p
+    ]  # the temporary file was renamed away
     model = ear_model.build_model(cfg.model)
     model.load_state_dict(payload["model"])
     for n, p in out["model"].named_parameters():
@@ -58,15 +60,24 @@ def test_resume_continues_exactly(tmp_path):
     sets = ("data.flip=true", "train.log_every=1", "train.ckpt_every=1000")
     full = train(_tiny(*sets, "train.max_steps=9"), tmp_path / "a", d=Dist(), progress=False)
     train(_tiny(*sets, "train.max_steps=4"), tmp_path / "b", d=Dist(), progress=False)
-    resumed = train(_tiny(*sets, "train.max_steps=9"), tmp_path / "b", resume=tmp_path / "b", d=Dist(),
-                    progress=False)
+    resumed = train(
+        _tiny(*sets, "train.max_steps=9"),
+        tmp_path / "b",
+        resume=tmp_path / "b",
+        d=Dist(),
+        progress=False,
+    )
     assert resumed["final_step"] == 9
-    for (n, a), (_, b) in zip(full["model"].named_parameters(), resumed["model"].named_parameters(), strict=True):
+    for (n, a), (_, b) in zip(
+        full["model"].named_parameters(), resumed["model"].named_parameters(), strict=True
+    ):
         assert torch.equal(a, b), n
         assert torch.equal(full["ema"][n], resumed["ema"][n]), n
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
     # and a different seed does not give the same parameters (the comparison can fail)
-    other = train(_tiny(*sets, "train.max_steps=9", "train.seed=5"), tmp_path / "c", d=Dist(), progress=False)
+    other = train(
+        _tiny(*sets, "train.max_steps=9", "train.seed=5"), tmp_path / "c", d=Dist(), progress=False
+    )
     assert not torch.equal(next(other["model"].parameters()), next(full["model"].parameters()))
 
 
@@ -84,28 +95,50 @@ def test_non_finite_loss_skips_the_step_and_many_in_a_row_abort(tmp_path, monkey
     assert out["skipped_steps"] == 2
     assert all(torch.isfinite(p).all() for p in out["model"].parameters())
 
-    monkeypatch.setattr(ear_model.EAR, "forward", lambda self, t, y: original(self, t, y) * float("inf"))
+    monkeypatch.setattr(
+        ear_model.EAR, "forward", lambda self, t, y: original(self, t, y) * float("inf")
+    )
     with pytest.raises(RuntimeError, match="3 consecutive steps had a non-finite loss"):
-        train(_tiny("train.max_steps=6", "train.max_consecutive_nonfinite=3"), tmp_path / "b", d=Dist(),
-              progress=False)
+        train(
+            _tiny("train.max_steps=6", "train.max_consecutive_nonfinite=3"),
+            tmp_path / "b",
+            d=Dist(),
+            progress=False,
+        )
 
 
 def test_lr_schedule_warmup_then_constant_or_cosine():
     kw = dict(lr=1.0, warmup_steps=4, total_steps=10, min_lr=0.0)
-    assert [lr_at(s, schedule="constant", **kw) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [lr_at(s, schedule="constant", **kw) for s in range(6)] == [
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+        1.0,
+        1.0,
+    ]
     cos = [lr_at(s, schedule="cosine", **kw) for s in range(4, 10)]
     assert cos[0] == 1.0 and all(b < a for a, b in zip(cos, cos[1:], strict=False))
 
 
 def test_two_process_gloo_ddp_keeps_parameters_in_sync(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "tests" / "ear" / "ddp_worker.py"), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(ROOT / "tests" / "ear" / "ddp_worker.py"),
+        str(tmp_path),
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     p0 = torch.load(tmp_path / "params-rank0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "params-rank1.pt", weights_only=True)
-    init = ear_model.build_model(preset("tiny").model)  # same seed-independent shapes; values must have moved
+    init = ear_model.build_model(
+        preset("tiny").model
+    )  # same seed-independent shapes; values must have moved
     moved = 0
     for n in p0:
         assert torch.equal(p0[n], p1[n]), n
@@ -113,4 +146,6 @@ def test_two_process_gloo_ddp_keeps_parameters_in_sync(tmp_path):
     assert moved > 0
     payload = torch.load(tmp_path / "checkpoint-last.pt", weights_only=True)
     assert payload["step"] == 6 and len(payload["rng"]) == 2
-    assert not torch.equal(payload["rng"][0]["torch"], payload["rng"][1]["torch"])  # ranks draw different masks
+    assert not torch.equal(
+        payload["rng"][0]["torch"], payload["rng"][1]["torch"]
+    )  # ranks draw different masks
