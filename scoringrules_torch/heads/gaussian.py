@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import distributions as D
 from torch.nn import functional as F
 
 from scoringrules_torch.functional._checks import check_choice
+from scoringrules_torch.functional.crps_closed import crps
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score
+from scoringrules_torch.functional.log import log_score
 from scoringrules_torch.heads._layers import ResidualMLP, zero_init
 from scoringrules_torch.heads.base import HeadBase
 
@@ -17,23 +17,6 @@ __all__ = ["GaussianHead"]
 
 _SCORES = ("log", "crps", "energy")
 _MIN_STD = 1e-4
-
-
-def gaussian_nll(mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``-log N(target; mean, diag(std^2))`` summed over the last dimension."""
-    z = (target - mean) / std
-    return (0.5 * z.square() + torch.log(std) + 0.5 * math.log(2 * math.pi)).sum(-1)
-
-
-def gaussian_crps(mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Closed-form CRPS of ``N(mean, std^2)`` at ``target``, per dimension, summed over the last dimension.
-
-    ``CRPS = std * [w (2 Phi(w) - 1) + 2 phi(w) - 1/sqrt(pi)]`` with ``w = (y - mean) / std``.
-    """
-    w = (target - mean) / std
-    cdf = 0.5 * (1 + torch.erf(w / math.sqrt(2)))
-    pdf = torch.exp(-0.5 * w.square()) / math.sqrt(2 * math.pi)
-    return (std * (w * (2 * cdf - 1) + 2 * pdf - 1 / math.sqrt(math.pi))).sum(-1)
 
 
 class GaussianHead(HeadBase):
@@ -46,9 +29,11 @@ class GaussianHead(HeadBase):
 
     **Training** (negatively oriented, mean over the masked positions):
 
-    - ``score="log"``: the negative log-likelihood ``-log N(y; mu, sigma^2)`` (summed over dimensions);
-    - ``score="crps"``: the closed-form Gaussian CRPS of each dimension, summed (proper; strictly proper for
-      the marginals only);
+    - ``score="log"``: the log score ``-log N(y; mu, sigma^2)``
+      (:func:`scoringrules_torch.functional.log.log_score`);
+    - ``score="crps"``: the closed-form Gaussian CRPS of each dimension
+      (:func:`scoringrules_torch.functional.crps_closed.crps`), summed (proper; strictly proper for the
+      marginals only);
     - ``score="energy"``: the energy score (``beta``, ``estimator``) of ``num_samples`` reparameterised draws
       ``mu + sigma * eps`` — the same training signal as the implicit generator, for a fair comparison.
 
@@ -144,7 +129,10 @@ class GaussianHead(HeadBase):
 
     def distribution(self, z: torch.Tensor) -> D.Independent:
         """``Independent(Normal(mean, std), 1)``: batch shape ``positions``, event shape ``(token_dim,)``."""
-        mean, std = self.parameters_of(z)
+        return self._law(*self.parameters_of(z))
+
+    @staticmethod
+    def _law(mean: torch.Tensor, std: torch.Tensor) -> D.Independent:
         return D.Independent(D.Normal(mean, std, validate_args=False), 1, validate_args=False)
 
     def sample(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -162,9 +150,10 @@ class GaussianHead(HeadBase):
         mean, std = self.parameters_of(z)
         target = target.to(mean.dtype)
         if self.score == "log":
-            values = gaussian_nll(mean, std, target)
+            values = log_score(self._law(mean, std), target, reduction="none")
         elif self.score == "crps":
-            values = gaussian_crps(mean, std, target)
+            marginals = D.Normal(mean, std, validate_args=False)
+            values = crps(marginals, target, reduction="none").sum(-1)
         else:
             eps = torch.randn((self.num_samples, *mean.shape), dtype=mean.dtype, device=mean.device)
             samples = mean + std * eps

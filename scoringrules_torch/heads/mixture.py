@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import distributions as D
 from torch.nn import functional as F
 
+from scoringrules_torch.functional.log import log_score
 from scoringrules_torch.heads._layers import ResidualMLP
 from scoringrules_torch.heads.base import HeadBase
 
@@ -23,8 +22,8 @@ class GaussianMixtureHead(HeadBase):
     raw scales; ``sigma = softplus(raw) + 1e-4``. Unlike the other heads its output layer is *not* zero
     initialised: identical components would receive identical gradients and never separate.
 
-    **Training**: the log score (negative log-likelihood, computed with ``logsumexp`` over components),
-    masked mean over positions. The log score is the only one of the library's scores with a closed form for
+    **Training**: the log score (:func:`scoringrules_torch.functional.log.log_score`; the mixture's
+    ``log_prob`` is a ``logsumexp`` over components), masked mean over positions. The log score is the only one of the library's scores with a closed form for
     a mixture that stays cheap; a GMM trained this way is GIVT's head.
 
     **Sampling**: a component is drawn from ``pi``, then ``mu_j + temperature * sigma_j * eps``:
@@ -94,7 +93,10 @@ class GaussianMixtureHead(HeadBase):
 
     def distribution(self, z: torch.Tensor) -> D.MixtureSameFamily:
         """The mixture law: batch shape ``positions``, event shape ``(token_dim,)``."""
-        logits, means, stds = self.parameters_of(z)
+        return self._law(*self.parameters_of(z))
+
+    @staticmethod
+    def _law(logits: torch.Tensor, means: torch.Tensor, stds: torch.Tensor) -> D.MixtureSameFamily:
         return D.MixtureSameFamily(
             D.Categorical(logits=logits, validate_args=False),
             D.Independent(D.Normal(means, stds, validate_args=False), 1, validate_args=False),
@@ -118,8 +120,5 @@ class GaussianMixtureHead(HeadBase):
         """Masked mean over positions of ``-log p(target)``."""
         z, target, mask = self._flatten(z, target, mask)
         logits, means, stds = self.parameters_of(z)
-        y = target.to(means.dtype).unsqueeze(-2)  # (N, 1, d)
-        w = (y - means) / stds
-        comp = -(0.5 * w.square() + torch.log(stds) + 0.5 * math.log(2 * math.pi)).sum(-1)  # (N, k)
-        log_p = torch.logsumexp(F.log_softmax(logits, dim=-1) + comp, dim=-1)
-        return self._masked_mean(-log_p, mask)
+        values = log_score(self._law(logits, means, stds), target.to(means.dtype), reduction="none")
+        return self._masked_mean(values, mask)
