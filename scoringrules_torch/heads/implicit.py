@@ -287,7 +287,11 @@ class ImplicitGeneratorHead(HeadBase):
     def sample(
         self, z: torch.Tensor, temperature: float = 1.0, *, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """One draw per position, ``(*positions, token_dim)`` in ``z``'s dtype (see class docstring)."""
+        """One draw per position, ``(*positions, token_dim)`` in ``z``'s dtype (see class docstring).
+
+        The draw is a differentiable function of ``z`` and the parameters (wrap in ``torch.no_grad()`` for
+        generation). ``noise`` (``(*positions, noise_dim)``) fixes the draw.
+        """
         self._check_z(z)
         self._check_temperature(temperature)
         if noise is None:
