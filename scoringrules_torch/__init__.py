@@ -4,8 +4,17 @@ The score Modules live at the top level; the functional interface in :mod:`scori
 """
 
 from . import functional
-from .scores import CRPS, EnergyScore, KernelScore, VariogramScore
+from .scores import CRPS, EnergyScore, HyvarinenScore, KernelScore, LogScore, VariogramScore
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["CRPS", "EnergyScore", "KernelScore", "VariogramScore", "functional", "__version__"]
+__all__ = [
+    "CRPS",
+    "EnergyScore",
+    "HyvarinenScore",
+    "KernelScore",
+    "LogScore",
+    "VariogramScore",
+    "functional",
+    "__version__",
+]

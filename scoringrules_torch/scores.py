@@ -13,11 +13,14 @@ from torch import nn
 from .functional._checks import check_choice
 from .functional._reduction import check_reduction
 from .functional.crps import CRPS_ESTIMATORS, crps_ensemble
+from .functional.crps_closed import crps
 from .functional.energy import ENERGY_ESTIMATORS, check_beta, energy_score
+from .functional.hyvarinen import HYVARINEN_METHODS, hyvarinen_score
 from .functional.kernel import KERNEL_ESTIMATORS, KERNELS, KernelFn, kernel_score
+from .functional.log import log_score
 from .functional.variogram import VARIOGRAM_ESTIMATORS, variogram_score
 
-__all__ = ["CRPS", "EnergyScore", "KernelScore", "VariogramScore"]
+__all__ = ["CRPS", "EnergyScore", "HyvarinenScore", "KernelScore", "LogScore", "VariogramScore"]
 
 
 class _Score(nn.Module):
@@ -82,8 +85,7 @@ class CRPS(_Score):
 
     ``forward(prediction, target)`` takes either an ensemble ``(m, *batch)`` (see
     :func:`scoringrules_torch.functional.crps_ensemble`) or a ``torch.distributions.Distribution`` with batch shape
-    ``batch`` (closed form, see :func:`scoringrules_torch.functional.crps`; available when the density-based
-    scores are installed).
+    ``batch`` (closed form from the registry, see :func:`scoringrules_torch.functional.crps`).
 
     Args:
         estimator: ensemble estimator, ``"fair"`` | ``"nrg"`` | ``"pwm"`` | ``"int"`` | ``"qd"`` | ``"akr"`` |
@@ -101,6 +103,9 @@ class CRPS(_Score):
         >>> from scoringrules_torch import CRPS
         >>> CRPS()(torch.tensor([[0.0], [1.0]]), torch.tensor([0.0]))
         tensor(0.)
+        >>> normal = torch.distributions.Normal(torch.tensor([0.0]), torch.tensor([1.0]))
+        >>> CRPS()(normal, torch.tensor([0.0]))  # (sqrt(2) - 1) / sqrt(pi)
+        tensor(0.2337)
     """
 
     def __init__(self, *, estimator: str = "fair", sample_dim: int = 0, reduction: str = "mean") -> None:
@@ -109,13 +114,6 @@ class CRPS(_Score):
 
     def forward(self, prediction, target: torch.Tensor, member_weights: torch.Tensor | None = None):
         if isinstance(prediction, torch.distributions.Distribution):
-            try:
-                from .functional.crps_closed import crps
-            except ImportError as err:  # pragma: no cover - only before the closed forms exist
-                raise NotImplementedError(
-                    "closed-form CRPS of distributions is not available in this build; draw samples with "
-                    "dist.sample((m,)) and pass them instead"
-                ) from err
             return crps(prediction, target, reduction=self.reduction)
         return crps_ensemble(
             prediction,
@@ -249,3 +247,92 @@ class VariogramScore(_Score):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, estimator={self.estimator!r}, reduction={self.reduction!r}"
+
+
+class LogScore(_Score):
+    r"""Logarithmic score loss, :math:`-\log p(y)` (negative log-likelihood, event dimensions summed).
+
+    See :func:`scoringrules_torch.functional.log_score`. ``forward(dist, target)`` takes a
+    ``torch.distributions.Distribution`` or a log-density callable ``target -> log p(target)``.
+
+    Args:
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - dist: batch shape :math:`(*\text{batch})`, any event shape; target :math:`(*\text{batch}, *\text{event})`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch import LogScore
+        >>> LogScore()(torch.distributions.Normal(0.0, 1.0), torch.tensor([0.0]))  # log(2 pi) / 2
+        tensor(0.9189)
+    """
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__(sample_dim=0, reduction=reduction)
+
+    def forward(self, dist, target: torch.Tensor) -> torch.Tensor:
+        return log_score(dist, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class HyvarinenScore(_Score):
+    r"""Hyvärinen score loss, :math:`2\Delta_y \log p(y) + \|\nabla_y \log p(y)\|^2`.
+
+    See :func:`scoringrules_torch.functional.hyvarinen_score` for the model kinds (Distribution, log-density or
+    score callable) and the ``"exact"``, ``"hutchinson"`` and ``"sliced"`` methods.
+
+    Args:
+        method: ``"exact"`` | ``"hutchinson"`` | ``"sliced"``.
+        kind: for callables, ``"log_prob"`` (``x -> log p(x)``) or ``"score"`` (``x -> grad log p(x)``).
+        event_dims: number of trailing event dimensions of a callable's input (default 1).
+        num_probes: random probes per observation for the stochastic methods.
+        probe: ``"rademacher"`` | ``"gaussian"``.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Shape:
+        - target: :math:`(*\text{batch}, *\text{event})`
+        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
+
+    Examples:
+        >>> import torch
+        >>> from scoringrules_torch import HyvarinenScore
+        >>> HyvarinenScore()(torch.distributions.Normal(0.0, 1.0), torch.tensor([2.0]))  # -2 + 2^2
+        tensor(2.)
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str = "exact",
+        kind: str = "log_prob",
+        event_dims: int | None = None,
+        num_probes: int = 1,
+        probe: str = "rademacher",
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(sample_dim=0, reduction=reduction)
+        self.method = check_choice("method", method, HYVARINEN_METHODS)
+        self.kind = kind
+        self.event_dims = event_dims
+        self.num_probes = num_probes
+        self.probe = probe
+
+    def forward(self, model, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return hyvarinen_score(
+            model,
+            target,
+            method=self.method,
+            kind=self.kind,
+            event_dims=self.event_dims,
+            num_probes=self.num_probes,
+            probe=self.probe,
+            generator=generator,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, reduction={self.reduction!r}"

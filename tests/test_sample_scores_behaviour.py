@@ -98,7 +98,8 @@ def test_safe_pow_gradient_matches_closed_form_and_is_zero_at_zero():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_blocked_and_recomputing_backward_is_exact(weighted, monkeypatch):
+@pytest.mark.parametrize("bandwidth", [1.0, "median"])
+def test_blocked_and_recomputing_backward_is_exact(weighted, bandwidth, monkeypatch):
     """Small blocks and the recompute-in-backward path (used above _SAVE_ELEMENTS) give the same values and
     gradients as one block with saved distances."""
     x, y = _inputs(True, m=6, batch=(7,), d=10)
@@ -107,7 +108,7 @@ def test_blocked_and_recomputing_backward_is_exact(weighted, monkeypatch):
     def run():
         xr = x.clone().requires_grad_(True)
         wr = None if w is None else w.clone().requires_grad_(True)
-        out = kernel_score(xr, y, member_weights=wr, estimator="fair", reduction="sum")
+        out = kernel_score(xr, y, member_weights=wr, bandwidth=bandwidth, estimator="fair", reduction="sum")
         out.backward()
         return out, xr.grad, None if wr is None else wr.grad
 
@@ -363,3 +364,21 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     text = (ROOT / "README.md").read_text()
     assert text.count("<!-- command: test -->") == 1
     assert text.count("<!-- command: main -->") <= 1
+
+
+def test_density_modules_equal_functionals():
+    from scoringrules_torch import HyvarinenScore, LogScore
+    from scoringrules_torch.functional import crps, hyvarinen_score, log_score
+
+    g = torch.Generator().manual_seed(1)
+    loc, scale = torch.randn(5, generator=g, dtype=torch.float64), torch.rand(5, generator=g, dtype=torch.float64) + 0.5
+    dist = torch.distributions.Normal(loc, scale)
+    y = torch.randn(5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(CRPS(reduction="none")(dist, y), crps(dist, y, reduction="none"))
+    torch.testing.assert_close(LogScore(reduction="sum")(dist, y), log_score(dist, y, reduction="sum"))
+    torch.testing.assert_close(LogScore()(dist, y), -dist.log_prob(y).mean())
+    torch.testing.assert_close(HyvarinenScore()(dist, y), hyvarinen_score(dist, y))
+    z = (y - loc) / scale  # closed form for a Normal: -2/sigma^2 + z^2/sigma^2
+    torch.testing.assert_close(HyvarinenScore(reduction="none")(dist, y), (-2 + z**2) / scale**2)
+    with pytest.raises(ValueError, match="method must be one of"):
+        HyvarinenScore(method="fast")

@@ -126,23 +126,24 @@ def pairwise_sq_dist(x: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
 class Radial(NamedTuple):
     """A function of the squared distance, ``phi(s)``, with its derivative for the fused backward.
 
-    ``value(s)`` must be autograd-safe on its own (it is also used on small tensors with plain autograd);
-    ``deriv(s, value)`` returns ``dphi/ds`` given ``s`` and ``value(s)``; it is only used in the fused backward of
-    :func:`pairwise_radial_sum`, and its value where ``s == 0`` does not matter (the gradient of ``s`` is 0 there)
-    as long as it is finite.
+    ``value(s, h)`` must be autograd-safe on its own (it is also used on small tensors with plain autograd);
+    ``deriv(s, value, h)`` returns ``dphi/ds`` given ``s`` and ``value(s, h)`` (it may overwrite ``value``); it is
+    only used in the fused backward of :func:`pairwise_radial_sum`, and its value where ``s == 0`` does not matter
+    (the gradient of ``s`` is 0 there) as long as it is finite. ``h`` is an optional per-observation parameter
+    (e.g. a bandwidth) that broadcasts against ``s``, or ``None``.
     """
 
-    value: Callable[[torch.Tensor], torch.Tensor]
-    deriv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    value: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+    deriv: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def power_radial(q: float) -> Radial:
     """``phi(s) = s^q`` (distance to the power ``2q``)."""
 
-    def deriv(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def deriv(s: torch.Tensor, v: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         return v.div_(s.clamp_min(torch.finfo(s.dtype).tiny)).mul_(q) if q != 1.0 else torch.ones_like(s)
 
-    return Radial(lambda s: safe_pow(s, q), deriv)
+    return Radial(lambda s, h=None: safe_pow(s, q), deriv)
 
 
 # Observations per block of the fused pairwise sum: blocks of about this many (m x m) elements stay in cache.
@@ -168,14 +169,14 @@ class _RadialPairSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w, radial: Radial, diagonal: bool, use_gram: bool):  # type: ignore[override]
+    def forward(ctx, x, w, h, radial: Radial, diagonal: bool, use_gram: bool):  # type: ignore[override]
         b, m, _ = x.shape
         keep = b * m * m <= _SAVE_ELEMENTS and any(ctx.needs_input_grad[:2])
         total = x.new_empty(b)
         saved_s = x.new_empty(b, m, m) if keep else None
         saved_v = x.new_empty(b, m, m) if keep else None
         for start, stop in _blocks(b, m):
-            s, v = _block_values(x[start:stop], radial, diagonal, use_gram)
+            s, v = _block_values(x[start:stop], _rows(h, start, stop), radial, diagonal, use_gram)
             if keep:
                 saved_s[start:stop], saved_v[start:stop] = s, v
             if w is None:
@@ -183,7 +184,7 @@ class _RadialPairSum(torch.autograd.Function):
             else:
                 wc = w[start:stop]
                 total[start:stop] = torch.einsum("bi,bij,bj->b", wc, v, wc)
-        ctx.radial, ctx.diagonal, ctx.use_gram, ctx.keep = radial, diagonal, use_gram, keep
+        ctx.radial, ctx.diagonal, ctx.use_gram, ctx.keep, ctx.h = radial, diagonal, use_gram, keep, h
         ctx.save_for_backward(x, w, saved_s, saved_v)
         return total
 
@@ -200,27 +201,33 @@ class _RadialPairSum(torch.autograd.Function):
         grad_w = torch.empty_like(w) if need_w else None
         for start, stop in _blocks(b, m):
             xc, gc = x[start:stop], grad_total[start:stop]
+            hc = _rows(ctx.h, start, stop)
             if ctx.keep:
                 s, v = saved_s[start:stop], saved_v[start:stop].clone()
             else:
-                s, v = _block_values(xc, ctx.radial, ctx.diagonal, ctx.use_gram)
+                s, v = _block_values(xc, hc, ctx.radial, ctx.diagonal, ctx.use_gram)
             wc = None if w is None else w[start:stop]
             if need_w:
                 grad_w[start:stop] = 2.0 * gc.unsqueeze(-1) * torch.bmm(v, wc.unsqueeze(-1)).squeeze(-1)
             if need_x:
-                g = ctx.radial.deriv(s, v)
+                g = ctx.radial.deriv(s, v, hc)
                 if not ctx.diagonal:
                     g.diagonal(dim1=-2, dim2=-1).zero_()
                 g.mul_(gc.reshape(-1, 1, 1))
                 if wc is not None:
                     g.mul_(wc.unsqueeze(-1)).mul_(wc.unsqueeze(-2))
                 grad_x[start:stop] = torch.baddbmm(g.sum(-1, keepdim=True) * xc, g, xc, alpha=-1.0).mul_(4.0)
-        return grad_x, grad_w, None, None, None
+        return grad_x, grad_w, None, None, None, None
 
 
-def _block_values(xc, radial: Radial, diagonal: bool, use_gram: bool):
+def _rows(h: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | None:
+    """The per-observation parameter of observations ``start:stop``, shaped to broadcast over ``(b, m, m)``."""
+    return None if h is None else h[start:stop].reshape(-1, 1, 1)
+
+
+def _block_values(xc, hc, radial: Radial, diagonal: bool, use_gram: bool):
     s = _gram_forward(xc) if use_gram else _direct_forward(xc)
-    v = radial.value(s)
+    v = radial.value(s, hc)
     if not diagonal:
         v.diagonal(dim1=-2, dim2=-1).zero_()
     return s, v
@@ -230,18 +237,24 @@ def _differentiable_backward(ctx, x, w, grad_total):
     """Gradients of ``_RadialPairSum`` built with plain autograd (dense ``(B, m, m, d)``), for double backward."""
     inputs = [t for t, need in zip((x, w), ctx.needs_input_grad[:2], strict=False) if need and t is not None]
     diff = x.unsqueeze(2) - x.unsqueeze(1)
-    v = ctx.radial.value((diff * diff).sum(-1))
+    v = ctx.radial.value((diff * diff).sum(-1), _rows(ctx.h, 0, x.shape[0]))
     if not ctx.diagonal:
         v = v * (1.0 - torch.eye(v.shape[-1], dtype=v.dtype, device=v.device))
     total = v.sum((-2, -1)) if w is None else torch.einsum("bi,bij,bj->b", w, v, w)
     grads = iter(torch.autograd.grad(total, inputs, grad_total, create_graph=True))
     grad_x = next(grads) if ctx.needs_input_grad[0] else None
     grad_w = next(grads) if w is not None and ctx.needs_input_grad[1] else None
-    return grad_x, grad_w, None, None, None
+    return grad_x, grad_w, None, None, None, None
 
 
 def pairwise_radial_sum(
-    x: torch.Tensor, w: torch.Tensor | None, radial: Radial, *, diagonal: bool, method: str = "auto"
+    x: torch.Tensor,
+    w: torch.Tensor | None,
+    radial: Radial,
+    *,
+    diagonal: bool,
+    h: torch.Tensor | None = None,
+    method: str = "auto",
 ) -> torch.Tensor:
     """``sum_{i,j} w_i w_j phi(||x_i - x_j||^2)`` per observation, over all pairs or pairs ``i != j``.
 
@@ -250,6 +263,7 @@ def pairwise_radial_sum(
         w: normalised member weights ``(m, B)``, or ``None`` for the plain (unweighted, un-normalised) sum.
         radial: the function ``phi`` and its derivative.
         diagonal: include the ``i == j`` terms (``phi(0)``).
+        h: optional per-observation parameter of ``phi`` (``(B,)``, no gradient), e.g. a bandwidth.
         method: ``"auto"`` | ``"direct"`` | ``"gram"`` (see :func:`pairwise_sq_dist`).
 
     Returns:
@@ -263,4 +277,4 @@ def pairwise_radial_sum(
     xb = (xb - xb[:, :1, :].detach()).contiguous()
     wb = None if w is None else w.transpose(0, 1).contiguous()
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return _RadialPairSum.apply(xb, wb, radial, diagonal, method == "gram")
+        return _RadialPairSum.apply(xb, wb, None if h is None else h.detach(), radial, diagonal, method == "gram")

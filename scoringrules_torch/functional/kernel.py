@@ -30,38 +30,44 @@ _MIN_MEMBERS = {"fair": 2}
 KernelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _radial(kernel: str, hs: list[torch.Tensor], beta: float) -> Radial:
-    """The kernel as a function of the squared distance ``s``, summed over the bandwidths ``hs``.
+def _radial(kernel: str, bandwidths: list[float] | None, beta: float) -> Radial:
+    """The kernel as a function of the squared distance ``s``, summed over ``bandwidths``.
 
-    Each bandwidth broadcasts against the ``s`` it is applied to.
+    ``bandwidths=None`` means one bandwidth per observation, passed as ``h`` (broadcasting against ``s``).
     """
     if kernel == "energy":  # -r^beta: the kernel score is then exactly the energy score
         power = power_radial(beta / 2.0)
-        return Radial(lambda s: -power.value(s), lambda s, v: power.deriv(s, v.neg_()).neg_())
+        return Radial(lambda s, h=None: -power.value(s), lambda s, v, h=None: power.deriv(s, v.neg_()).neg_())
+
+    def each(h):
+        return [h] if bandwidths is None else bandwidths
+
     if kernel == "gaussian":
-        def value(s):
-            return sum(torch.exp(-0.5 * s / (h * h)) for h in hs)
+        def value(s, h=None):
+            return sum(torch.exp(-0.5 * s / (b * b)) for b in each(h))
 
-        def deriv(s, v):
-            if len(hs) == 1:
-                return v.mul_(-0.5 / (hs[0] * hs[0]))
-            return sum(torch.exp(-0.5 * s / (h * h)) * (-0.5 / (h * h)) for h in hs)
+        def deriv(s, v, h=None):
+            bs = each(h)
+            if len(bs) == 1:
+                return v.mul_(-0.5 / (bs[0] * bs[0]))
+            return sum(torch.exp(-0.5 * s / (b * b)) * (-0.5 / (b * b)) for b in bs)
     elif kernel == "laplacian":
-        def value(s):
+        def value(s, h=None):
             r = safe_pow(s, 0.5)
-            return sum(torch.exp(-r / h) for h in hs)
+            return sum(torch.exp(-r / b) for b in each(h))
 
-        def deriv(s, v):
+        def deriv(s, v, h=None):
             r = s.sqrt().clamp_min(torch.finfo(s.dtype).tiny)
-            return sum(torch.exp(-r / h) * (-0.5 / h) for h in hs) / r
+            return sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r
     else:  # inverse multiquadric
-        def value(s):
-            return sum(torch.rsqrt(1.0 + s / (h * h)) for h in hs)
+        def value(s, h=None):
+            return sum(torch.rsqrt(1.0 + s / (b * b)) for b in each(h))
 
-        def deriv(s, v):
-            if len(hs) == 1:
-                return v.pow_(3).mul_(-0.5 / (hs[0] * hs[0]))
-            return sum(torch.rsqrt(1.0 + s / (h * h)) ** 3 * (-0.5 / (h * h)) for h in hs)
+        def deriv(s, v, h=None):
+            bs = each(h)
+            if len(bs) == 1:
+                return v.pow_(3).mul_(-0.5 / (bs[0] * bs[0]))
+            return sum(torch.rsqrt(1.0 + s / (b * b)) ** 3 * (-0.5 / (b * b)) for b in bs)
     return Radial(value, deriv)
 
 
@@ -80,18 +86,19 @@ def _median_bandwidth(x: torch.Tensor) -> torch.Tensor:
         return torch.where(med > 0, med, torch.ones_like(med))
 
 
-def _bandwidths(bandwidth, x: torch.Tensor) -> list[torch.Tensor]:
+def _bandwidths(bandwidth, x: torch.Tensor) -> tuple[list[float] | None, torch.Tensor | None]:
+    """Validate ``bandwidth``; return fixed bandwidths, or ``None`` and the per-observation median ``(B,)``."""
     if isinstance(bandwidth, str):
         if bandwidth != "median":
             raise ValueError(f"bandwidth must be a positive float, 'median' or a sequence of floats; got {bandwidth!r}")
-        return [_median_bandwidth(x)]
+        return None, _median_bandwidth(x)
     values = list(bandwidth) if isinstance(bandwidth, Sequence) else [bandwidth]
     if not values:
         raise ValueError("bandwidth sequence must not be empty")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
-    return [torch.tensor(float(v), dtype=x.dtype, device=x.device) for v in values]  # scalars
+    return [float(v) for v in values], None
 
 
 def kernel_score(
@@ -193,15 +200,15 @@ def kernel_score(
             shift = 1 if estimator == "akr" else m // 2
             k_shift = kernel(x, torch.roll(x, shifts=shift, dims=0))  # (m, B)
     else:
-        hs = _bandwidths(bandwidth, x) if kernel != "energy" else []
-        k_xy = _radial(kernel, hs, beta).value(sq_dist_to_target(x, y))  # bandwidths (B,) broadcast over (m, B)
-        k_yy = _radial(kernel, hs, beta).value(torch.zeros_like(y[:, 0]))
+        bandwidths, h = _bandwidths(bandwidth, x) if kernel != "energy" else ([], None)
+        radial = _radial(kernel, bandwidths, beta)
+        k_xy = radial.value(sq_dist_to_target(x, y), h)  # a per-observation h (B,) broadcasts over (m, B)
+        k_yy = radial.value(torch.zeros_like(y[:, 0]), h)
         if estimator in ("fair", "nrg"):
-            pair_radial = _radial(kernel, [h.reshape(-1, 1, 1) for h in hs], beta)
-            total = pairwise_radial_sum(x, w, pair_radial, diagonal=diagonal_included(estimator))
+            total = pairwise_radial_sum(x, w, radial, diagonal=diagonal_included(estimator), h=h)
         else:
             shift = 1 if estimator == "akr" else m // 2
-            k_shift = _radial(kernel, hs, beta).value(shifted_sq_dist(x, shift))
+            k_shift = radial.value(shifted_sq_dist(x, shift), h)
 
     cross = k_xy.mean(0) if w is None else (w * k_xy).sum(0)
     if estimator in ("fair", "nrg"):
