@@ -104,6 +104,7 @@ class TrainConfig:
     max_train_minutes: float | None = None  # wall-clock safety cap for the training loop
     log_every: int = 50
     ckpt_every: int = 5000  # steps; a checkpoint is also written at the end
+    keep_every: int = 0  # steps between kept copies checkpoint-step<N>.pt (0: keep only the last)
     sample_every: int = 0  # steps between sample grids during training (0: only at the end)
     plot_every: int = 500
     max_consecutive_nonfinite: int = 20  # abort after this many skipped steps in a row

@@ -28,6 +28,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -585,6 +586,11 @@ def train(
             )
         if tc.ckpt_every and done % tc.ckpt_every == 0 and done != total_steps:
             checkpoint(done)
+        if tc.keep_every and done % tc.keep_every == 0:
+            if not (tc.ckpt_every and done % tc.ckpt_every == 0 and done != total_steps):
+                checkpoint(done)  # every rank takes part (RNG states are gathered)
+            if d.main:
+                shutil.copyfile(run_dir / "checkpoint-last.pt", run_dir / f"checkpoint-step{done}.pt")
         if flags[2] > 0:
             if d.main:
                 print(
