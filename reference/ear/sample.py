@@ -210,9 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     if d.main:
         per = min(sc.grid_per_class, num_images // config.model.num_classes)
         rows = min(10, config.model.num_classes)
-        per_class = num_images // config.model.num_classes
-        idx = torch.cat([torch.arange(c * per_class, c * per_class + per) for c in range(rows)])
-        idx = idx[idx < len(images)]
+        # the first `per` images of each class among this process's share
+        idx = torch.cat([torch.nonzero(mine == c).flatten()[:per] for c in range(rows)])
         save_grid(images[idx].float() / 1.0, out / f"samples-{tag}.png", ncol=per)
         info = {
             "num_images": num_images,

@@ -590,7 +590,9 @@ def train(
             if not (tc.ckpt_every and done % tc.ckpt_every == 0 and done != total_steps):
                 checkpoint(done)  # every rank takes part (RNG states are gathered)
             if d.main:
-                shutil.copyfile(run_dir / "checkpoint-last.pt", run_dir / f"checkpoint-step{done}.pt")
+                shutil.copyfile(
+                    run_dir / "checkpoint-last.pt", run_dir / f"checkpoint-step{done}.pt"
+                )
         if flags[2] > 0:
             if d.main:
                 print(

@@ -149,3 +149,38 @@ def test_two_process_gloo_ddp_keeps_parameters_in_sync(tmp_path):
     assert not torch.equal(
         payload["rng"][0]["torch"], payload["rng"][1]["torch"]
     )  # ranks draw different masks
+
+
+def test_sample_cli_writes_grid_npz_and_pngs_from_the_ema_weights(tmp_path):
+    import json
+
+    import numpy as np
+
+    from reference.ear import sample
+
+    train(_tiny("train.max_steps=2"), tmp_path, d=Dist(), progress=False)
+    sample.main(
+        [
+            "--ckpt",
+            str(tmp_path),
+            "--num-images",
+            "20",
+            "--batch-size",
+            "8",
+            "--cfg",
+            "1.5",
+            "--png-folder",
+            str(tmp_path / "pngs"),
+            "--device",
+            "cpu",
+        ]
+    )
+    tag = "cfg1.5-t1-it4"
+    with np.load(tmp_path / f"samples-{tag}.npz") as d:
+        assert d["images"].shape == (20, 1, 8, 8) and d["images"].dtype == np.uint8
+        assert d["labels"].tolist() == [c for c in range(10) for _ in range(2)]
+    assert len(list((tmp_path / "pngs").glob("*.png"))) == 20
+    info = json.loads((tmp_path / f"samples-{tag}.json").read_text())
+    assert info["ema"] and info["cfg"] == 1.5 and info["seconds_per_image"] > 0
+    with pytest.raises(ValueError, match="divisible"):
+        sample.main(["--ckpt", str(tmp_path), "--num-images", "15", "--device", "cpu"])
