@@ -121,17 +121,32 @@ def test_blocked_and_recomputing_backward_is_exact(weighted, bandwidth, monkeypa
             torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
-def test_variogram_chunking_with_checkpointing_is_exact(monkeypatch):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_variogram_blocks_and_gradients(weighted, monkeypatch):
+    """Several observation blocks give the same values and gradients (w.r.t. members, member weights and target)
+    as one block, and gradcheck passes on the analytic backward."""
     x, y = _inputs(True, m=7, batch=(4,), d=5)
-    xa = x.clone().requires_grad_(True)
-    ref = variogram_score(xa, y, estimator="fair")
-    ref.backward()
-    monkeypatch.setattr(variogram, "_CHUNK_ELEMENTS", 4 * 10 * 2)  # two members per chunk
-    xb = x.clone().requires_grad_(True)
-    out = variogram_score(xb, y, estimator="fair")
-    out.backward()
-    torch.testing.assert_close(out, ref)
-    torch.testing.assert_close(xb.grad, xa.grad)
+    w = torch.rand(7, 4, dtype=torch.float64) + 0.1 if weighted else None
+
+    def run():
+        xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        wr = None if w is None else w.clone().requires_grad_(True)
+        out = variogram_score(xr, yr, estimator="fair", member_weights=wr, reduction="sum")
+        out.backward()
+        return out, xr.grad, yr.grad, None if wr is None else wr.grad
+
+    ref = run()
+    monkeypatch.setattr(variogram, "_BLOCK_ELEMENTS", 7 * 25)  # one observation per block
+    got = run()
+    for a, b in zip(ref, got, strict=True):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14)
+    xr = x.clone().requires_grad_(True)
+    args = (xr,) if w is None else (xr, w.clone().requires_grad_(True))
+    assert torch.autograd.gradcheck(
+        lambda a, *ww: variogram_score(a, y, p=0.7, member_weights=ww[0] if ww else None, reduction="none"), args
+    )
+    assert torch.autograd.gradgradcheck(lambda a: variogram_score(a, y, p=1.5, reduction="none"), (xr,))
 
 
 @pytest.mark.parametrize("fn,mv,est,kw", CASES)

@@ -12,40 +12,70 @@ __all__ = ["VARIOGRAM_ESTIMATORS", "variogram_score"]
 
 #: Estimators of the variogram score.
 VARIOGRAM_ESTIMATORS = ("nrg", "fair")
-# Largest (chunk, B, d(d-1)/2) block of component differences held at once (64 MiB in float32).
-_CHUNK_ELEMENTS = 1 << 24
+# Observations per block: blocks of about this many (m x d x d) elements stay in cache.
+_BLOCK_ELEMENTS = 1 << 18
 
 
-def _variogram_moments(
-    x: torch.Tensor, iu: torch.Tensor, p: float, w: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and second weighted moments over members of ``|x_k - x_l|^p`` for the pairs ``iu``.
+def _blocks(b: int, size: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_ELEMENTS // max(1, size))
+    return [(start, min(b, start + step)) for start in range(0, b, step)]
 
-    ``x (m, B, d)`` -> two ``(B, P)`` tensors: ``sum_i w_i g_i`` and ``sum_i w_i g_i^2`` (``w_i = 1/m`` if
-    ``w`` is None). Members are processed in chunks, each under activation checkpointing, so neither the forward
-    nor the backward holds more than one ``(chunk, B, P)`` block.
+
+def _increments(xc: torch.Tensor) -> torch.Tensor:
+    """``x_k - x_l`` for all component pairs: ``(m, b, d)`` -> ``(m, b, d, d)``."""
+    return xc.unsqueeze(-1) - xc.unsqueeze(-2)
+
+
+class _VariogramMoments(torch.autograd.Function):
+    """First and second weighted moments over members of ``g_i = |x_ik - x_il|^p``: two ``(B, d, d)`` tensors.
+
+    Observations are processed in cache-sized blocks; the backward recomputes each block's increments and applies
+    ``dg/dx = p g / (x_k - x_l)`` (0 where the increment is 0, where ``|.|^p`` has no derivative for ``p < 1``), so
+    nothing larger than a block is ever held and the gradient is finite for every ``p > 0``.
     """
-    m, b, _ = x.shape
-    npairs = iu.shape[1]
-    rows = max(1, min(m, _CHUNK_ELEMENTS // max(1, b * npairs)))
-    first = x.new_zeros(b, npairs)
-    second = x.new_zeros(b, npairs)
 
-    def block(xc: torch.Tensor, wc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = safe_pow((xc[..., iu[0]] - xc[..., iu[1]]).abs(), p)  # (c, B, P)
-        wg = wc.unsqueeze(-1) * g
-        return wg.sum(0), (wg * g).sum(0)
+    @staticmethod
+    def forward(ctx, x, w, p: float):  # type: ignore[override]
+        m, b, d = x.shape
+        first = x.new_empty(b, d, d)
+        second = x.new_empty(b, d, d)
+        for start, stop in _blocks(b, m * d * d):
+            g = _increments(x[:, start:stop]).abs_()
+            g = g.sqrt_() if p == 0.5 else g.pow_(p)
+            wg = g * w[:, start:stop, None, None]
+            first[start:stop] = wg.sum(0)
+            second[start:stop] = wg.mul_(g).sum(0)
+        ctx.p = p
+        ctx.save_for_backward(x, w)
+        return first, second
 
-    weights = torch.full((m, b), 1.0 / m, dtype=x.dtype, device=x.device) if w is None else w
-    for start in range(0, m, rows):
-        xc, wc = x[start : start + rows], weights[start : start + rows]
-        if rows < m and torch.is_grad_enabled() and xc.requires_grad:
-            f, s = torch.utils.checkpoint.checkpoint(block, xc, wc, use_reentrant=False)
-        else:
-            f, s = block(xc, wc)
-        first = first + f
-        second = second + s
-    return first, second
+    @staticmethod
+    def backward(ctx, grad_first, grad_second):  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: differentiate a plain-autograd recomputation
+            g = safe_pow(_increments(x).abs(), ctx.p)
+            wg = g * w[..., None, None]
+            inputs = [t for t, need in zip((x, w), ctx.needs_input_grad[:2], strict=True) if need]
+            grads = iter(torch.autograd.grad((wg.sum(0), (wg * g).sum(0)), inputs, (grad_first, grad_second),
+                                             create_graph=True))
+            return (next(grads) if ctx.needs_input_grad[0] else None,
+                    next(grads) if ctx.needs_input_grad[1] else None, None)
+        m, b, d = x.shape
+        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        grad_w = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
+        for start, stop in _blocks(b, m * d * d):
+            delta = _increments(x[:, start:stop])
+            g = delta.abs()
+            g = g.sqrt_() if ctx.p == 0.5 else g.pow_(ctx.p)
+            g1, g2 = grad_first[start:stop], grad_second[start:stop]
+            if grad_w is not None:
+                grad_w[:, start:stop] = (g * (g1 + g2 * g)).sum((-2, -1))
+            if grad_x is not None:
+                # dL/d delta_i,kl = w_i p (G1 + 2 G2 g) g / delta; 0/0 where delta == 0 (there g == 0 too) -> 0.
+                coef = torch.addcmul(g1 * ctx.p, g2 * (2.0 * ctx.p), g).mul_(g)
+                coef.mul_(w[:, start:stop, None, None]).div_(delta).nan_to_num_(nan=0.0)
+                grad_x[:, start:stop] = coef.sum(-1) - coef.sum(-2)
+        return grad_x, grad_w, None
 
 
 def variogram_score(
@@ -79,7 +109,8 @@ def variogram_score(
       \sum_i w_i^2)`). Computed in :math:`O(m d^2)` (not the :math:`O(m^2 d^2)` pair sum).
 
     Gradients are finite for every :math:`p > 0` (the :math:`|0|^p` diagonal and coincident components get a zero
-    gradient), and members are processed in checkpointed chunks, so memory stays bounded for large :math:`m d^2`.
+    gradient). Observations are processed in cache-sized blocks with an analytic backward that recomputes each
+    block, so extra memory is :math:`O(B d^2)` plus one block, never the dense :math:`(B, m, d, d)` tensor.
 
     Args:
         samples: ensemble members, sample axis first by default.
@@ -127,9 +158,8 @@ def variogram_score(
         member_weights=member_weights,
     )
     m, b, d = x.shape
-    iu = torch.triu_indices(d, d, offset=1, device=x.device)  # pairs k < l (the diagonal contributes 0)
     if weights is None:
-        pair_w = x.new_full((1, iu.shape[1]), 2.0)
+        pair_w = None
     else:
         check_floating("weights", weights)
         if weights.shape[-2:] != (d, d) or weights.shape[:-2] not in (torch.Size(), batch_shape):
@@ -137,15 +167,16 @@ def variogram_score(
                 f"weights must have shape (d, d) = {(d, d)} or (*batch, d, d) = {(*batch_shape, d, d)}; "
                 f"got {tuple(weights.shape)}"
             )
-        wt = weights.to(x.dtype).reshape(-1, d, d)
-        pair_w = wt[:, iu[0], iu[1]] + wt[:, iu[1], iu[0]]  # both orders of each pair, (1 or B, P)
+        pair_w = weights.to(x.dtype).reshape(-1, d, d)  # (1 or B, d, d)
 
-    gy = safe_pow((y[:, iu[0]] - y[:, iu[1]]).abs(), p)  # (B, P)
-    first, second = _variogram_moments(x, iu, float(p), w)
+    gy = safe_pow(_increments(y).abs(), p)  # (B, d, d)
+    member_w = x.new_full((m, b), 1.0 / m) if w is None else w
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        first, second = _VariogramMoments.apply(x, member_w, float(p))
     if estimator == "nrg":
         sq = (gy - first) ** 2
     else:
-        norm = 1.0 - (1.0 / m if w is None else (w * w).sum(0).unsqueeze(-1))
+        norm = 1.0 - (1.0 / m if w is None else (w * w).sum(0).reshape(-1, 1, 1))
         sq = gy * gy - 2.0 * gy * first + second - (second - first * first) / norm
-    values = (pair_w * sq).sum(-1)
+    values = sq.sum((-2, -1)) if pair_w is None else (pair_w * sq).sum((-2, -1))
     return reduce(values.reshape(batch_shape), reduction)
