@@ -151,6 +151,8 @@ _BLOCK_ELEMENTS = 1 << 16
 
 
 def _blocks(b: int, m: int) -> list[tuple[int, int]]:
+    if torch.compiler.is_compiling():
+        return [(0, b)]  # the compiler fuses the elementwise work itself; one block keeps the graph small
     step = max(1, _BLOCK_ELEMENTS // (m * m))
     return [(start, min(b, start + step)) for start in range(0, b, step)]
 
