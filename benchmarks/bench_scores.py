@@ -145,7 +145,7 @@ def case_crps(n, m, repeats, rows):
                  measure(torch_fwd_bwd(sr_torch, x_t_peer, y), repeats)))
 
 
-def case_energy(n, m, d, repeats, rows, sr_sub=None):
+def case_energy(n, m, d, repeats, rows, sr_sub=None, compiled=False):
     sr = _sr()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(m, n, d, generator=g)
@@ -154,6 +154,10 @@ def case_energy(n, m, d, repeats, rows, sr_sub=None):
     name = f"Energy score, {n} x m={m} x d={d}"
     rows.append((name, "ours fair (float32)", measure(torch_fwd(energy_score, x, y), repeats),
                  measure(torch_fwd_bwd(energy_score, x, y), repeats)))
+    if compiled:
+        energy_c = torch.compile(energy_score)
+        rows.append((name, "ours fair, torch.compile (inductor; compile time excluded)",
+                     measure(torch_fwd(energy_c, x, y), repeats), measure(torch_fwd_bwd(energy_c, x, y), repeats)))
     rows.append((name, "torch.cdist fair loss (float32)", measure(torch_fwd(cdist_energy_loss, x_peer, y), repeats),
                  measure(torch_fwd_bwd(cdist_energy_loss, x_peer, y), repeats)))
     sub = n if sr_sub is None else sr_sub
@@ -274,6 +278,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="Markdown output (default benchmarks/results_scores.md)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd energy score")
     ap.add_argument("--only", default="", help="comma-separated subset: crps,energy,energy_big,variogram,kernel")
     args = ap.parse_args()
     rows: list = []
@@ -297,9 +302,9 @@ def main() -> None:
         if want("crps"):
             case_crps(100_000, 50, r, rows)
         if want("energy"):
-            case_energy(4096, 64, 16, r, rows)
+            case_energy(4096, 64, 16, r, rows, compiled=args.compile)
         if want("energy_big"):
-            case_energy(512, 256, 256, r, rows, sr_sub=8)
+            case_energy(512, 256, 256, r, rows, sr_sub=8, compiled=args.compile)
         if want("variogram"):
             case_variogram(1024, 64, 64, r, rows)
         if want("kernel"):
