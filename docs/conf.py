@@ -13,6 +13,7 @@ missing network never turns into a ``-W`` failure.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -121,3 +122,39 @@ html_theme_options = {
 # Keep the build quiet and strict: every remaining warning is a real problem.
 nitpicky = False
 suppress_warnings: list[str] = []
+
+
+# -- benchmark results, inlined at build time ---------------------------------------------------------------
+# ``docs/benchmarks.md`` names the results files written by ``benchmarks/*.py`` with placeholders:
+#   <!-- results: results_density.md -->   the file's tables, its title dropped and its headings demoted by one
+#   <!-- chart: bench_heads.png -->        the figure ``docs/_scripts/benchmark_charts.py`` drew from them
+# A file that is not in the repository yet becomes a one-line note instead of a broken include, so the page
+# follows the results as they land without editing it.
+_RESULTS = ROOT / "benchmarks"
+_PLACEHOLDER = re.compile(r"<!-- (results|chart): (\S+) -->")
+
+
+def _inline_results(app, docname: str, source: list[str]) -> None:
+    if docname != "benchmarks":
+        return
+
+    def replace(match: re.Match) -> str:
+        kind, name = match.groups()
+        path = _RESULTS / name if kind == "results" else Path(app.srcdir) / "_static" / name
+        if not path.is_file():
+            where = f"benchmarks/{name}" if kind == "results" else f"docs/_static/{name}"
+            return f"*Not measured yet: `{where}` is not in the repository.*"
+        app.env.note_dependency(str(path))
+        if kind == "chart":
+            return f"![{name}](_static/{name})"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if lines and lines[0].startswith("# "):
+            lines = lines[1:]
+        return "\n".join("#" + line if line.startswith("#") else line for line in lines)
+
+    source[0] = _PLACEHOLDER.sub(replace, source[0])
+
+
+def setup(app):
+    app.connect("source-read", _inline_results)
+    return {"parallel_read_safe": True}
