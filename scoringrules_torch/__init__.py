@@ -1,9 +1,11 @@
 """scoringrules_torch: strictly proper scoring rules as PyTorch losses.
 
-The score Modules live at the top level; the functional interface in :mod:`scoringrules_torch.functional`.
+The score Modules live at the top level; the functional interface in :mod:`scoringrules_torch.functional`,
+predictive heads in :mod:`scoringrules_torch.heads`, the propriety-testing harness in
+:mod:`scoringrules_torch.testing`.
 """
 
-from . import functional
+from . import functional, heads, testing
 from .scores import CRPS, EnergyScore, HyvarinenScore, KernelScore, LogScore, VariogramScore
 
 __version__ = "0.1.0.dev0"
@@ -16,5 +18,7 @@ __all__ = [
     "LogScore",
     "VariogramScore",
     "functional",
+    "heads",
+    "testing",
     "__version__",
 ]

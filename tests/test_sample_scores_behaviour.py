@@ -397,3 +397,14 @@ def test_density_modules_equal_functionals():
     torch.testing.assert_close(HyvarinenScore(reduction="none")(dist, y), (-2 + z**2) / scale**2)
     with pytest.raises(ValueError, match="method must be one of"):
         HyvarinenScore(method="fast")
+
+
+@pytest.mark.parametrize("fn,mv,est,kw", CASES)
+def test_device_follows_inputs_meta(fn, mv, est, kw):
+    """No constant is created on a fixed device: values and gradients stay on the inputs' device."""
+    x, y = _inputs(mv, m=4, batch=(3,), d=16, dtype=torch.float32)
+    xm = x.to("meta").requires_grad_(True)
+    out = fn(xm, y.to("meta"), estimator=est, **kw)
+    assert out.device.type == "meta"
+    out.backward()
+    assert xm.grad.device.type == "meta" and xm.grad.shape == x.shape

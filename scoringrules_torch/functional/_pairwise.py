@@ -29,10 +29,18 @@ Numerics, by construction:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+
+def no_autocast(device: torch.device):
+    """A context that disables autocast on ``device`` (a no-op where autocast does not exist, e.g. ``meta``)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
 
 # Use the Gram path when the event dimension is at least this large (below it, the fused direct kernel is as fast).
 _GRAM_MIN_DIM = 8
@@ -116,7 +124,7 @@ def pairwise_sq_dist(x: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
         method = choose_method(m, d)
     if method not in ("direct", "gram"):
         raise ValueError(f"method must be 'auto', 'direct' or 'gram'; got {method!r}")
-    with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+    with torch.no_grad(), no_autocast(x.device):
         xb = x.detach().transpose(0, 1)  # (B, m, d)
         # Translate each ensemble so that its first member is the origin (exact for identical members).
         xb = xb - xb[:, :1, :]
@@ -278,5 +286,5 @@ def pairwise_radial_sum(
     # Translate each ensemble so that its first member is the origin (exact for identical members).
     xb = (xb - xb[:, :1, :].detach()).contiguous()
     wb = None if w is None else w.transpose(0, 1).contiguous()
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with no_autocast(x.device):
         return _RadialPairSum.apply(xb, wb, None if h is None else h.detach(), radial, diagonal, method == "gram")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_choice, check_floating, flatten_multivariate
-from ._pairwise import safe_pow
+from ._pairwise import no_autocast, safe_pow
 from ._reduction import check_reduction, reduce
 
 __all__ = ["VARIOGRAM_ESTIMATORS", "variogram_score"]
@@ -171,7 +171,7 @@ def variogram_score(
 
     gy = safe_pow(_increments(y).abs(), p)  # (B, d, d)
     member_w = x.new_full((m, b), 1.0 / m) if w is None else w
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with no_autocast(x.device):
         first, second = _VariogramMoments.apply(x, member_w, float(p))
     if estimator == "nrg":
         sq = (gy - first) ** 2
