@@ -46,7 +46,6 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "_scripts", "Thumbs.db", ".DS_Store"]
-templates_path = ["_templates"]
 
 # MyST: $...$ / $$...$$ math, ``\begin{align}`` environments, ``:::`` fences, definition lists, heading anchors.
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

@@ -238,8 +238,11 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"sphinx-build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
     html = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
-    for name in ("energy_score", "EnergyScore", "ImplicitGeneratorHead", "assert_strictly_proper"):
-        assert f'id="scoringrules_torch.' in html and name in html
+    for anchor in ("functional.energy_score", "EnergyScore", "heads.ImplicitGeneratorHead",
+                   "testing.assert_strictly_proper", "functional.crps"):
+        assert f'id="scoringrules_torch.{anchor}"' in html, f"no entry for {anchor} in the built API page"
+    bench = (tmp_path / "html" / "benchmarks.html").read_text(encoding="utf-8")
+    assert "<!-- results:" not in bench and "bench_heads.png" in bench
 
 
 def _python_blocks(page: Path) -> list[str]:
