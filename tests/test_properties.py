@@ -45,7 +45,9 @@ def chi_moment(d: int, v: float, beta: float) -> float:
     return (2.0 * v) ** (beta / 2) * math.exp(math.lgamma((d + beta) / 2) - math.lgamma(d / 2))
 
 
-def check_mean(values: torch.Tensor, exact: torch.Tensor, *, bias: torch.Tensor | float = 0.0) -> tuple[float, float]:
+def check_mean(
+    values: torch.Tensor, exact: torch.Tensor, *, bias: torch.Tensor | float = 0.0
+) -> tuple[float, float]:
     """values (R, T): R repeated ensembles at T targets. Check mean_R(values) - exact - bias is within 4 s.e.
 
     Returns the overall (mean difference without the bias, its standard error).
@@ -78,14 +80,21 @@ def _targets(d: int, scale: float, seed: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("estimator", ["fair", "pairs", "akr", "akr_circperm", "nrg"])
 @examples(3)
-@given(d=st.integers(1, 8), beta=st.floats(0.3, 1.9), m=st.sampled_from([2, 4, 6]), scale=st.floats(0.5, 2.0),
-       seed=st.integers(0, 2**16))
+@given(
+    d=st.integers(1, 8),
+    beta=st.floats(0.3, 1.9),
+    m=st.sampled_from([2, 4, 6]),
+    scale=st.floats(0.5, 2.0),
+    seed=st.integers(0, 2**16),
+)
 def test_energy_estimators_unbiased(estimator, d, beta, m, scale, seed):
     y = _targets(d, scale, seed)
     x = scale * torch.randn(m, R, T, d, generator=gen(seed + 1), dtype=F64)  # N(0, scale^2 I)
     values = energy_score(x, y.expand(R, T, d), beta=beta, estimator=estimator, reduction="none")
     exact = cf.energy_score_normal(torch.zeros(T, d, dtype=F64), scale, y, beta=beta)
-    if estimator == "nrg":  # the V-statistic weights the spread by (m-1)/m: bias E||X - X'||^beta / (2m)
+    if (
+        estimator == "nrg"
+    ):  # the V-statistic weights the spread by (m-1)/m: bias E||X - X'||^beta / (2m)
         bias = chi_moment(d, 2 * scale**2, beta) / (2 * m)
         diff, se = check_mean(values, exact, bias=bias)
         assert diff > 4 * se  # the bias is visible at this size
@@ -95,13 +104,22 @@ def test_energy_estimators_unbiased(estimator, d, beta, m, scale, seed):
 
 @pytest.mark.parametrize("estimator", ["fair", "pwm", "akr", "akr_circperm", "nrg", "qd", "int"])
 @examples(3)
-@given(m=st.sampled_from([2, 3, 5, 8]), scale=st.floats(0.5, 2.0), loc=st.floats(-3, 3), seed=st.integers(0, 2**16))
+@given(
+    m=st.sampled_from([2, 3, 5, 8]),
+    scale=st.floats(0.5, 2.0),
+    loc=st.floats(-3, 3),
+    seed=st.integers(0, 2**16),
+)
 def test_crps_estimators_unbiased(estimator, m, scale, loc, seed):
     y = loc + _targets(1, scale, seed)[:, 0]
     x = loc + scale * torch.randn(m, R, T, generator=gen(seed + 1), dtype=F64)
     values = crps_ensemble(x, y.expand(R, T), estimator=estimator, reduction="none")
     exact = cf.crps_normal(torch.tensor(loc, dtype=F64), torch.tensor(scale, dtype=F64), y)
-    if estimator in ("nrg", "qd", "int"):  # CRPS of the empirical distribution: bias E|X - X'| / (2m)
+    if estimator in (
+        "nrg",
+        "qd",
+        "int",
+    ):  # CRPS of the empirical distribution: bias E|X - X'| / (2m)
         diff, se = check_mean(values, exact, bias=scale / (math.sqrt(math.pi) * m))
         assert diff > 4 * se
     else:
@@ -110,8 +128,13 @@ def test_crps_estimators_unbiased(estimator, m, scale, loc, seed):
 
 @pytest.mark.parametrize("estimator", ["fair", "akr", "akr_circperm", "nrg"])
 @examples(3)
-@given(d=st.integers(1, 8), m=st.sampled_from([2, 4, 7]), scale=st.floats(0.5, 2.0), h=st.floats(0.5, 3.0),
-       seed=st.integers(0, 2**16))
+@given(
+    d=st.integers(1, 8),
+    m=st.sampled_from([2, 4, 7]),
+    scale=st.floats(0.5, 2.0),
+    h=st.floats(0.5, 3.0),
+    seed=st.integers(0, 2**16),
+)
 def test_gaussian_kernel_score_estimators_unbiased(estimator, d, m, scale, h, seed):
     y = _targets(d, scale, seed)
     x = scale * torch.randn(m, R, T, d, generator=gen(seed + 1), dtype=F64)
@@ -127,7 +150,12 @@ def test_gaussian_kernel_score_estimators_unbiased(estimator, d, m, scale, h, se
 
 @pytest.mark.parametrize("estimator", ["fair", "nrg"])
 @examples(3)
-@given(d=st.integers(2, 5), p=st.sampled_from([0.5, 1.0, 1.5]), m=st.sampled_from([2, 4]), seed=st.integers(0, 2**16))
+@given(
+    d=st.integers(2, 5),
+    p=st.sampled_from([0.5, 1.0, 1.5]),
+    m=st.sampled_from([2, 4]),
+    seed=st.integers(0, 2**16),
+)
 def test_variogram_estimators_unbiased(estimator, d, p, m, seed):
     g = gen(seed)
     A = torch.randn(d, d, generator=g, dtype=F64)
@@ -173,11 +201,17 @@ ORDER_DEPENDENT = [
 ]
 
 
-def _ensemble(name: str, m: int, d: int, seed: int, *, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def _ensemble(
+    name: str, m: int, d: int, seed: int, *, batch: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = gen(seed)
     if name == "crps":
-        return torch.randn(m, batch, generator=g, dtype=F64), torch.randn(batch, generator=g, dtype=F64)
-    return torch.randn(m, batch, d, generator=g, dtype=F64), torch.randn(batch, d, generator=g, dtype=F64)
+        return torch.randn(m, batch, generator=g, dtype=F64), torch.randn(
+            batch, generator=g, dtype=F64
+        )
+    return torch.randn(m, batch, d, generator=g, dtype=F64), torch.randn(
+        batch, d, generator=g, dtype=F64
+    )
 
 
 @pytest.mark.parametrize("name,fn,estimator", INVARIANT, ids=[f"{n}-{e}" for n, _, e in INVARIANT])
@@ -194,7 +228,9 @@ def test_permutation_invariance(name, fn, estimator, weighted, data, m, d, seed)
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,fn,estimator", ORDER_DEPENDENT, ids=[f"{n}-{e}" for n, _, e in ORDER_DEPENDENT])
+@pytest.mark.parametrize(
+    "name,fn,estimator", ORDER_DEPENDENT, ids=[f"{n}-{e}" for n, _, e in ORDER_DEPENDENT]
+)
 def test_fixed_pairing_estimators_depend_on_member_order(name, fn, estimator):
     # these pair member i with i + 1 or i + m/2: reordering changes the value (though not its expectation)
     x, y = _ensemble(name, 6, 3, 0)
@@ -210,7 +246,10 @@ def test_fixed_pairing_estimators_depend_on_member_order(name, fn, estimator):
 
 ALL = (
     [("energy", energy_score, e) for e in ["fair", "nrg", "pairs", "akr", "akr_circperm"]]
-    + [("crps", crps_ensemble, e) for e in ["fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm"]]
+    + [
+        ("crps", crps_ensemble, e)
+        for e in ["fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm"]
+    ]
     + [("kernel", kernel_score, e) for e in ["fair", "nrg", "akr", "akr_circperm"]]
     + [("variogram", variogram_score, e) for e in ["fair", "nrg"]]
 )
@@ -218,7 +257,12 @@ ALL = (
 
 @pytest.mark.parametrize("name,fn,estimator", ALL, ids=[f"{n}-{e}" for n, _, e in ALL])
 @examples(5)
-@given(m=st.sampled_from([2, 4, 8]), d=st.integers(1, 5), seed=st.integers(0, 2**16), shift=st.floats(-100, 100))
+@given(
+    m=st.sampled_from([2, 4, 8]),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    shift=st.floats(-100, 100),
+)
 def test_translation_invariance(name, fn, estimator, m, d, seed, shift):
     x, y = _ensemble(name, m, d, seed)
     # a vector shift for the isotropic scores; the variogram only sees differences between components, so it is
@@ -232,7 +276,12 @@ def test_translation_invariance(name, fn, estimator, m, d, seed, shift):
 
 @pytest.mark.parametrize("kernel", ["gaussian", "laplacian", "inverse_multiquadric"])
 @examples(3)
-@given(m=st.sampled_from([2, 5]), d=st.integers(1, 5), seed=st.integers(0, 2**16), shift=st.floats(-100, 100))
+@given(
+    m=st.sampled_from([2, 5]),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    shift=st.floats(-100, 100),
+)
 def test_translation_invariance_of_every_kernel_and_the_median_bandwidth(kernel, m, d, seed, shift):
     x, y = _ensemble("kernel", m, d, seed)
     for bw in (0.7, "median", [0.5, 2.0]):
@@ -243,14 +292,21 @@ def test_translation_invariance_of_every_kernel_and_the_median_bandwidth(kernel,
 
 @pytest.mark.parametrize("estimator", ["fair", "nrg", "pairs", "akr", "akr_circperm"])
 @examples(5)
-@given(m=st.sampled_from([2, 4, 8]), d=st.integers(1, 5), seed=st.integers(0, 2**16), c=st.floats(0.01, 100),
-       beta=st.floats(0.2, 2.0))
+@given(
+    m=st.sampled_from([2, 4, 8]),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    c=st.floats(0.01, 100),
+    beta=st.floats(0.2, 2.0),
+)
 def test_energy_homogeneity(estimator, m, d, seed, c, beta):
     x, y = _ensemble("energy", m, d, seed)
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # beta = 2 warns that it is not strictly proper
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # beta = 2 warns that it is not strictly proper
         a = energy_score(x, y, beta=beta, estimator=estimator, reduction="none")
         b = energy_score(c * x, c * y, beta=beta, estimator=estimator, reduction="none")
     torch.testing.assert_close(b, c**beta * a, rtol=1e-9, atol=1e-12 * c**beta)
@@ -268,8 +324,13 @@ def test_crps_homogeneity(estimator, m, seed, c):
 
 @pytest.mark.parametrize("estimator", ["fair", "nrg"])
 @examples(5)
-@given(m=st.sampled_from([2, 4]), d=st.integers(2, 5), seed=st.integers(0, 2**16), c=st.floats(0.05, 20),
-       p=st.floats(0.25, 2.0))
+@given(
+    m=st.sampled_from([2, 4]),
+    d=st.integers(2, 5),
+    seed=st.integers(0, 2**16),
+    c=st.floats(0.05, 20),
+    p=st.floats(0.25, 2.0),
+)
 def test_variogram_homogeneity(estimator, m, d, seed, c, p):
     x, y = _ensemble("variogram", m, d, seed)
     a = variogram_score(x, y, p=p, estimator=estimator, reduction="none")
@@ -280,22 +341,36 @@ def test_variogram_homogeneity(estimator, m, d, seed, c, p):
 @pytest.mark.parametrize("kernel", ["gaussian", "laplacian", "inverse_multiquadric"])
 @pytest.mark.parametrize("estimator", ["fair", "nrg", "akr", "akr_circperm"])
 @examples(3)
-@given(m=st.sampled_from([2, 5]), d=st.integers(1, 5), seed=st.integers(0, 2**16), c=st.floats(0.05, 20),
-       h=st.floats(0.3, 3.0))
+@given(
+    m=st.sampled_from([2, 5]),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    c=st.floats(0.05, 20),
+    h=st.floats(0.3, 3.0),
+)
 def test_kernel_score_scale_invariance_with_scaled_bandwidth(kernel, estimator, m, d, seed, c, h):
     x, y = _ensemble("kernel", m, d, seed)
     a = kernel_score(x, y, kernel=kernel, bandwidth=h, estimator=estimator, reduction="none")
-    b = kernel_score(c * x, c * y, kernel=kernel, bandwidth=h * c, estimator=estimator, reduction="none")
+    b = kernel_score(
+        c * x, c * y, kernel=kernel, bandwidth=h * c, estimator=estimator, reduction="none"
+    )
     torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
     # the median bandwidth scales with the data by construction
     a = kernel_score(x, y, kernel=kernel, bandwidth="median", estimator=estimator, reduction="none")
-    b = kernel_score(c * x, c * y, kernel=kernel, bandwidth="median", estimator=estimator, reduction="none")
+    b = kernel_score(
+        c * x, c * y, kernel=kernel, bandwidth="median", estimator=estimator, reduction="none"
+    )
     torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
 
 
 @examples(3)
-@given(m=st.sampled_from([2, 5]), d=st.integers(1, 5), seed=st.integers(0, 2**16), c=st.floats(0.05, 20),
-       beta=st.floats(0.2, 1.9))
+@given(
+    m=st.sampled_from([2, 5]),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    c=st.floats(0.05, 20),
+    beta=st.floats(0.2, 1.9),
+)
 def test_energy_kernel_homogeneity(m, d, seed, c, beta):
     x, y = _ensemble("kernel", m, d, seed)
     a = kernel_score(x, y, kernel="energy", beta=beta, reduction="none")

@@ -24,7 +24,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.distributions import AffineTransform, Independent, MultivariateNormal, Normal, TransformedDistribution
+from torch.distributions import (
+    AffineTransform,
+    Independent,
+    MultivariateNormal,
+    Normal,
+    TransformedDistribution,
+)
 
 from scoringrules_torch.functional import crps_closed as crps_closed_mod
 from scoringrules_torch.functional import hyvarinen as hyv_mod
@@ -60,7 +66,9 @@ def none(fn, **kw):
 
 
 def iso_normal(d: int, scale: float, loc: float = 0.0) -> Independent:
-    return Independent(Normal(torch.full((d,), loc, dtype=F64), torch.full((d,), scale, dtype=F64)), 1)
+    return Independent(
+        Normal(torch.full((d,), loc, dtype=F64), torch.full((d,), scale, dtype=F64)), 1
+    )
 
 
 def normal(loc: float, scale: float) -> Normal:
@@ -86,7 +94,10 @@ CRPS_PLUG_IN = ["nrg", "qd", "int"]
 
 @pytest.mark.parametrize("estimator", ENERGY_UNBIASED)
 @examples(4)
-@given(pair=sts.distribution_pairs(dim=DIMS, perturbations=["mean", "scale"]), beta=st.sampled_from([0.5, 1.0, 1.5]))
+@given(
+    pair=sts.distribution_pairs(dim=DIMS, perturbations=["mean", "scale"]),
+    beta=st.sampled_from([0.5, 1.0, 1.5]),
+)
 def test_energy_strictly_proper(estimator, pair, beta):
     score = none(energy_score, beta=beta, estimator=estimator)
     assert_strictly_proper(score, pair.P, pair.Q, n_obs=8192, n_samples=16)
@@ -94,7 +105,11 @@ def test_energy_strictly_proper(estimator, pair, beta):
 
 @pytest.mark.parametrize("estimator", ENERGY_UNBIASED)
 @examples(3)
-@given(pair=sts.distribution_pairs(dim=st.integers(2, 8), families=["gaussian"], perturbations=["correlation"]))
+@given(
+    pair=sts.distribution_pairs(
+        dim=st.integers(2, 8), families=["gaussian"], perturbations=["correlation"]
+    )
+)
 def test_energy_strictly_proper_for_dependence(estimator, pair):
     # the energy score sees dependence weakly, least for beta near 2 and unequal marginal scales: beta = 0.5 here
     score = none(energy_score, beta=0.5, estimator=estimator)
@@ -104,11 +119,17 @@ def test_energy_strictly_proper_for_dependence(estimator, pair):
 @examples(3)
 @given(pair=sts.distribution_pairs(dim=DIMS, perturbations=["mean", "scale"]))
 def test_energy_nrg_strictly_proper_with_a_large_ensemble(pair):
-    assert_strictly_proper(none(energy_score, estimator="nrg"), pair.P, pair.Q, n_obs=4096, n_samples=64)
+    assert_strictly_proper(
+        none(energy_score, estimator="nrg"), pair.P, pair.Q, n_obs=4096, n_samples=64
+    )
 
 
 @examples(4)
-@given(pair=sts.distribution_pairs(dim=st.one_of(st.just(1), st.integers(2, 3)), perturbations=["tail"]))
+@given(
+    pair=sts.distribution_pairs(
+        dim=st.one_of(st.just(1), st.integers(2, 3)), perturbations=["tail"]
+    )
+)
 def test_energy_separates_tail_weight(pair):
     assert_strictly_proper(none(energy_score), pair.P, pair.Q, n_obs=32768, n_samples=16)
 
@@ -124,14 +145,18 @@ def test_energy_separates_number_of_modes(pair):
 @examples(5)
 @given(pair=sts.distribution_pairs(dim=None, perturbations=["mean", "scale", "tail"]))
 def test_crps_ensemble_strictly_proper(estimator, pair):
-    assert_strictly_proper(none(crps_ensemble, estimator=estimator), pair.P, pair.Q, n_obs=32768, n_samples=16)
+    assert_strictly_proper(
+        none(crps_ensemble, estimator=estimator), pair.P, pair.Q, n_obs=32768, n_samples=16
+    )
 
 
 @pytest.mark.parametrize("estimator", CRPS_PLUG_IN)
 @examples(3)
 @given(pair=sts.distribution_pairs(dim=None, perturbations=["mean", "scale", "tail"]))
 def test_crps_ensemble_plug_in_estimators_strictly_proper_with_a_large_ensemble(estimator, pair):
-    assert_strictly_proper(none(crps_ensemble, estimator=estimator), pair.P, pair.Q, n_obs=8192, n_samples=64)
+    assert_strictly_proper(
+        none(crps_ensemble, estimator=estimator), pair.P, pair.Q, n_obs=8192, n_samples=64
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,14 +189,22 @@ def test_kernel_score_nrg_strictly_proper_with_a_large_ensemble(pair):
 @given(pair=sts.distribution_pairs(dim=st.integers(2, 8)))
 def test_variogram_score_proper(estimator, pair):
     m = 16 if estimator == "fair" else 64
-    assert_proper(none(variogram_score, estimator=estimator), pair.P, pair.Q, n_obs=4096, n_samples=m)
+    assert_proper(
+        none(variogram_score, estimator=estimator), pair.P, pair.Q, n_obs=4096, n_samples=m
+    )
 
 
 @examples(3)
-@given(pair=sts.distribution_pairs(dim=st.integers(2, 6), families=["gaussian"], perturbations=["correlation", "scale"]))
+@given(
+    pair=sts.distribution_pairs(
+        dim=st.integers(2, 6), families=["gaussian"], perturbations=["correlation", "scale"]
+    )
+)
 def test_variogram_score_separates_dependence_and_scale(pair):
     # not strictly proper in general, but it does see correlation and scale (weakly: many observations)
-    assert_strictly_proper(none(variogram_score, estimator="fair"), pair.P, pair.Q, n_obs=32768, n_samples=16)
+    assert_strictly_proper(
+        none(variogram_score, estimator="fair"), pair.P, pair.Q, n_obs=32768, n_samples=16
+    )
 
 
 # ================================================================================================================
@@ -184,10 +217,12 @@ def _bounded_support(dist) -> bool:
     return isinstance(base, torch.distributions.Uniform)
 
 
-
-
 @examples(8)
-@given(pair=sts.distribution_pairs(dim=st.one_of(st.none(), DIMS), families=[f for f in sts.FAMILIES if f != "uniform"]))
+@given(
+    pair=sts.distribution_pairs(
+        dim=st.one_of(st.none(), DIMS), families=[f for f in sts.FAMILIES if f != "uniform"]
+    )
+)
 def test_log_score_strictly_proper(pair):
     # a uniform P would give an infinite score (and torch's support validation raises): left out here
     if _bounded_support(pair.P):
@@ -200,12 +235,16 @@ def test_log_score_strictly_proper(pair):
 def test_log_score_expected_value_is_the_cross_entropy(pair):
     # the closed form H(Q) + KL(Q || P) where torch has it: Gaussian to Gaussian
     Q, P = pair.Q, pair.P
-    if sts.family_of(P) != "gaussian" or isinstance(getattr(P, "base_dist", P), torch.distributions.StudentT):
+    if sts.family_of(P) != "gaussian" or isinstance(
+        getattr(P, "base_dist", P), torch.distributions.StudentT
+    ):
         P = sts.perturb(Q, "scale", amount=1.5)
 
     def as_mvn(dist):
         if isinstance(dist, Independent):
-            return MultivariateNormal(dist.base_dist.loc, covariance_matrix=torch.diag(dist.base_dist.scale**2))
+            return MultivariateNormal(
+                dist.base_dist.loc, covariance_matrix=torch.diag(dist.base_dist.scale**2)
+            )
         return dist
 
     est = expected_score(none(log_mod.log_score), P, Q, kind="distribution", n_obs=4096)
@@ -216,7 +255,9 @@ def test_log_score_expected_value_is_the_cross_entropy(pair):
 @examples(8)
 @given(pair=sts.distribution_pairs(dim=None))
 def test_closed_form_crps_strictly_proper(pair):
-    assert_strictly_proper(none(crps_closed_mod.crps), pair.P, pair.Q, kind="distribution", n_obs=4096)
+    assert_strictly_proper(
+        none(crps_closed_mod.crps), pair.P, pair.Q, kind="distribution", n_obs=4096
+    )
 
 
 def test_closed_form_crps_expected_value_matches_closed_form():
@@ -226,7 +267,11 @@ def test_closed_form_crps_expected_value_matches_closed_form():
 
 
 @examples(8)
-@given(pair=sts.distribution_pairs(dim=st.one_of(st.none(), DIMS), families=["gaussian", "gaussian_mixture", "student_t"]))
+@given(
+    pair=sts.distribution_pairs(
+        dim=st.one_of(st.none(), DIMS), families=["gaussian", "gaussian_mixture", "student_t"]
+    )
+)
 def test_hyvarinen_score_strictly_proper(pair):
     # strictly proper relative to smooth positive densities: Gaussians, Gaussian mixtures, Student-t
     score = none(hyv_mod.hyvarinen_score)
@@ -236,12 +281,16 @@ def test_hyvarinen_score_strictly_proper(pair):
 @pytest.mark.parametrize("method", ["exact", "hutchinson", "sliced"])
 def test_hyvarinen_autograd_methods_strictly_proper(method):
     # log-density callables (autograd path; stochastic trace estimators with a seeded generator)
-    Q = MultivariateNormal(torch.zeros(3, dtype=F64), covariance_matrix=torch.tensor(
-        [[1.0, 0.5, 0.0], [0.5, 1.5, -0.3], [0.0, -0.3, 0.8]], dtype=F64))
+    Q = MultivariateNormal(
+        torch.zeros(3, dtype=F64),
+        covariance_matrix=torch.tensor(
+            [[1.0, 0.5, 0.0], [0.5, 1.5, -0.3], [0.0, -0.3, 0.8]], dtype=F64
+        ),
+    )
     for P in (sts.perturb(Q, "scale", amount=1.6), sts.perturb(Q, "correlation", amount=0.8)):
         g = torch.Generator().manual_seed(0)
 
-        def score(dist, target):
+        def score(dist, target, g=g):
             return hyv_mod.hyvarinen_score(
                 dist.log_prob, target, method=method, generator=g, num_probes=2, reduction="none"
             ).detach()
@@ -256,7 +305,9 @@ def test_hyvarinen_autograd_methods_strictly_proper(method):
 
 @pytest.mark.filterwarnings("ignore:energy score with beta=2")
 @examples(5)
-@given(pair=sts.distribution_pairs(dim=DIMS, perturbations=["scale", "correlation", "tail", "modes"]))
+@given(
+    pair=sts.distribution_pairs(dim=DIMS, perturbations=["scale", "correlation", "tail", "modes"])
+)
 def test_energy_beta2_cannot_tell_distributions_with_the_same_mean(pair):
     # Every perturbation except "mean" keeps the mean: ES_2 = ||mean_P - y||^2 cannot see the difference.
     es2 = none(energy_score, beta=2.0)
@@ -265,29 +316,44 @@ def test_energy_beta2_cannot_tell_distributions_with_the_same_mean(pair):
     assert abs(c.score_p.mean - exact) <= 4 * c.score_p.stderr, (c.score_p, exact)
     # control: with beta = 0.5 the same pair is separated (scale and correlation are decisive at this size)
     if pair.perturbation.split()[0] in ("scale", "correlation"):
-        assert_strictly_proper(none(energy_score, beta=0.5), pair.P, pair.Q, n_obs=16384, n_samples=16)
+        assert_strictly_proper(
+            none(energy_score, beta=0.5), pair.P, pair.Q, n_obs=16384, n_samples=16
+        )
 
 
 @pytest.mark.parametrize("estimator", ["fair", "nrg"])
 @examples(4)
-@given(Q=sts.distributions(dim=st.integers(2, 8)), shift=st.floats(-3.0, 3.0).filter(lambda s: abs(s) > 0.5))
+@given(
+    Q=sts.distributions(dim=st.integers(2, 8)),
+    shift=st.floats(-3.0, 3.0).filter(lambda s: abs(s) > 0.5),
+)
 def test_variogram_blind_to_a_common_shift(estimator, Q, shift):
     d = Q.event_shape[0]
-    P = TransformedDistribution(Q, [AffineTransform(torch.full((d,), shift, dtype=F64), 1.0, event_dim=1)])
+    P = TransformedDistribution(
+        Q, [AffineTransform(torch.full((d,), shift, dtype=F64), 1.0, event_dim=1)]
+    )
     vs = none(variogram_score, estimator=estimator)
     c = assert_equal_expected_scores(vs, P, Q, n_obs=2048, n_samples=16)
-    assert abs(c.diff) <= 1e-9 * abs(c.score_q.mean)  # same members up to the shift: equal to round-off
+    assert abs(c.diff) <= 1e-9 * abs(
+        c.score_q.mean
+    )  # same members up to the shift: equal to round-off
     assert_strictly_proper(none(energy_score), P, Q, n_obs=2048, n_samples=16)  # control
 
 
 @examples(4)
-@given(pair=sts.distribution_pairs(dim=st.integers(2, 8), families=["gaussian"], perturbations=["correlation"]))
+@given(
+    pair=sts.distribution_pairs(
+        dim=st.integers(2, 8), families=["gaussian"], perturbations=["correlation"]
+    )
+)
 def test_sum_of_marginal_crps_cannot_see_correlation(pair):
     def marginal_crps_sum(samples, target):
         return crps_ensemble(samples, target, reduction="none").sum(-1)
 
     assert_equal_expected_scores(marginal_crps_sum, pair.P, pair.Q, n_obs=16384, n_samples=16)
-    assert_strictly_proper(none(energy_score, beta=0.5), pair.P, pair.Q, n_obs=16384, n_samples=16)  # control
+    assert_strictly_proper(
+        none(energy_score, beta=0.5), pair.P, pair.Q, n_obs=16384, n_samples=16
+    )  # control
 
 
 # ================================================================================================================
@@ -302,7 +368,9 @@ def _gaussian_norm_moment(d: int, v: float, beta: float = 1.0) -> float:
 
 def _expected_tau_score(d: int, s: float, tau: float, beta: float = 1.0) -> float:
     """E_{Y~N(0,I)} [E||X-Y||^b - tau/2 E||X-X'||^b] for X ~ N(0, s^2 I): X-Y ~ N(0, (1+s^2) I), X-X' ~ N(0, 2s^2 I)."""
-    return _gaussian_norm_moment(d, 1 + s * s, beta) - tau / 2 * _gaussian_norm_moment(d, 2 * s * s, beta)
+    return _gaussian_norm_moment(d, 1 + s * s, beta) - tau / 2 * _gaussian_norm_moment(
+        d, 2 * s * s, beta
+    )
 
 
 def _best_isotropic_scale(d: int, tau: float) -> float:
@@ -333,7 +401,9 @@ def test_down_weighted_spread_gap_matches_closed_form():
         acc, spread = energy_score_terms(samples, target, reduction="none")
         return acc - tau * spread
 
-    c = compare_expected_scores(energy_tau, iso_normal(d, s_star), iso_normal(d, 1.0), n_obs=16384, n_samples=16)
+    c = compare_expected_scores(
+        energy_tau, iso_normal(d, s_star), iso_normal(d, 1.0), n_obs=16384, n_samples=16
+    )
     gap = _expected_tau_score(d, s_star, tau) - _expected_tau_score(d, 1.0, tau)
     assert abs(c.diff - gap) <= 4 * c.diff_stderr, (c.diff, gap, c.diff_stderr)
     assert c.z < -4
@@ -350,13 +420,18 @@ def test_squared_error_of_the_ensemble_mean_is_caught():
 
 @pytest.mark.parametrize(
     "score",
-    [none(energy_score, estimator="nrg")] + [none(crps_ensemble, estimator=e) for e in CRPS_PLUG_IN],
+    [none(energy_score, estimator="nrg")]
+    + [none(crps_ensemble, estimator=e) for e in CRPS_PLUG_IN],
     ids=["energy-nrg", "crps-nrg", "crps-qd", "crps-int"],
 )
 def test_plug_in_estimators_with_two_members_are_improper(score):
     # with m = 2 the plug-in spread term is weighted by (m - 1)/m = 1/2: the optimum scale is 0.378, not 1
     multi = "energy" in score.func.__name__
-    Q, P = (iso_normal(1, 1.0), iso_normal(1, 0.378)) if multi else (normal(0.0, 1.0), normal(0.0, 0.378))
+    Q, P = (
+        (iso_normal(1, 1.0), iso_normal(1, 0.378))
+        if multi
+        else (normal(0.0, 1.0), normal(0.0, 0.378))
+    )
     with pytest.raises(AssertionError, match="WORSE"):
         assert_proper(score, P, Q, n_obs=16384, n_samples=2)
 
@@ -367,8 +442,12 @@ def test_kernel_score_with_the_forecasts_own_median_bandwidth_is_improper():
     with pytest.raises(AssertionError, match="WORSE"):
         # batch_size 512: kernel_score(bandwidth="median") failed for batches above 512 in the lead's
         # chunked pairwise engine at the time of writing
-        assert_proper(none(kernel_score, bandwidth="median"), P, Q, n_obs=4096, n_samples=16, batch_size=512)
-    assert_proper(none(kernel_score, bandwidth=2.0), P, Q, n_obs=4096, n_samples=16)  # fixed bandwidth: fine
+        assert_proper(
+            none(kernel_score, bandwidth="median"), P, Q, n_obs=4096, n_samples=16, batch_size=512
+        )
+    assert_proper(
+        none(kernel_score, bandwidth=2.0), P, Q, n_obs=4096, n_samples=16
+    )  # fixed bandwidth: fine
 
 
 # ================================================================================================================
@@ -400,7 +479,9 @@ def test_energy_tail_and_modes_sweep(pair):
 @given(pair=sts.distribution_pairs(dim=None))
 def test_crps_ensemble_strictly_proper_sweep(estimator, pair):
     # all perturbations, modes included
-    assert_strictly_proper(none(crps_ensemble, estimator=estimator), pair.P, pair.Q, n_obs=32768, n_samples=16)
+    assert_strictly_proper(
+        none(crps_ensemble, estimator=estimator), pair.P, pair.Q, n_obs=32768, n_samples=16
+    )
 
 
 @pytest.mark.slow
@@ -408,10 +489,16 @@ def test_crps_ensemble_strictly_proper_sweep(estimator, pair):
 @given(pair=sts.distribution_pairs(dim=st.one_of(st.none(), DIMS)))
 def test_density_scores_strictly_proper_sweep(pair):
     if not _bounded_support(pair.P):
-        assert_strictly_proper(none(log_mod.log_score), pair.P, pair.Q, kind="distribution", n_obs=16384)
+        assert_strictly_proper(
+            none(log_mod.log_score), pair.P, pair.Q, kind="distribution", n_obs=16384
+        )
     if not pair.Q.event_shape:
-        assert_strictly_proper(none(crps_closed_mod.crps), pair.P, pair.Q, kind="distribution", n_obs=16384)
-    if sts.family_of(pair.Q) in ("gaussian", "gaussian_mixture", "student_t") and sts.family_of(pair.P) in (
+        assert_strictly_proper(
+            none(crps_closed_mod.crps), pair.P, pair.Q, kind="distribution", n_obs=16384
+        )
+    if sts.family_of(pair.Q) in ("gaussian", "gaussian_mixture", "student_t") and sts.family_of(
+        pair.P
+    ) in (
         "gaussian",
         "gaussian_mixture",
         "student_t",

@@ -94,7 +94,9 @@ def test_expected_crps_matches_closed_form(p_loc, p_scale):
     est = expected_score(crps_fair, P, Q, n_obs=20000, n_samples=8, seed=3)
     exact = cf.expected_crps_normal(P, Q).item()
     assert abs(est.mean - exact) < 4 * est.stderr, (est, exact)
-    assert isinstance(est, ExpectedScore) and est.values.shape == (20000,) and est.values.dtype == F64
+    assert (
+        isinstance(est, ExpectedScore) and est.values.shape == (20000,) and est.values.dtype == F64
+    )
 
 
 def test_expected_log_score_matches_cross_entropy():
@@ -190,7 +192,9 @@ def test_batch_size_gives_the_same_values():
 
 
 def test_assert_strictly_proper_passes_for_a_strictly_proper_score():
-    c = assert_strictly_proper(crps_fair, normal(0.0, 1.5), normal(0.0, 1.0), n_obs=8192, n_samples=8)
+    c = assert_strictly_proper(
+        crps_fair, normal(0.0, 1.5), normal(0.0, 1.0), n_obs=8192, n_samples=8
+    )
     assert c.z > 4
 
 
@@ -219,7 +223,9 @@ def test_improper_down_weighted_energy_is_caught_with_an_informative_message():
 def test_improper_gap_matches_closed_form():
     # The measured advantage of the under-dispersed forecast equals the closed-form one within 4 standard errors.
     Q, P = normal(0.0, 1.0), normal(0.0, 0.378)
-    c = compare_expected_scores(functools.partial(energy_tau, tau=0.5), P, Q, n_obs=8192, n_samples=8)
+    c = compare_expected_scores(
+        functools.partial(energy_tau, tau=0.5), P, Q, n_obs=8192, n_samples=8
+    )
     c0 = math.sqrt(2 / math.pi)
 
     def exact(s):
@@ -231,7 +237,9 @@ def test_improper_gap_matches_closed_form():
 def test_squared_error_of_the_ensemble_mean_is_improper_as_an_ensemble_score():
     # E (Xbar - Y)^2 = var_Q + var_P / m: a sharper P beats the truth
     with pytest.raises(AssertionError, match="WORSE"):
-        assert_proper(se_of_ensemble_mean, normal(0.0, 0.05), normal(0.0, 1.0), n_obs=4096, n_samples=4)
+        assert_proper(
+            se_of_ensemble_mean, normal(0.0, 0.05), normal(0.0, 1.0), n_obs=4096, n_samples=4
+        )
 
 
 def test_squared_error_of_the_mean_is_proper_but_not_strictly():
@@ -275,7 +283,9 @@ def test_z_controls_the_decision():
 
 def test_bad_arguments_raise_clear_errors():
     Q = normal(0.0, 1.0)
-    with pytest.raises(ValueError, match=r"kind must be one of 'samples', 'distribution'.*got 'ensemble'"):
+    with pytest.raises(
+        ValueError, match=r"kind must be one of 'samples', 'distribution'.*got 'ensemble'"
+    ):
         expected_score(crps_fair, Q, Q, kind="ensemble")
     with pytest.raises(ValueError, match=r"n_obs must be an int >= 2; got 1"):
         expected_score(crps_fair, Q, Q, n_obs=1)
@@ -285,9 +295,13 @@ def test_bad_arguments_raise_clear_errors():
         assert_proper(crps_fair, Q, Q, z=-1.0)
     with pytest.raises(TypeError, match=r"P must have a sample\(sample_shape\) method.*got str"):
         expected_score(crps_fair, "N(0, 1)", Q)
-    with pytest.raises(ValueError, match=r"Q must have an empty batch_shape.*got batch_shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"Q must have an empty batch_shape.*got batch_shape \(3,\)"
+    ):
         expected_score(crps_fair, Q, Normal(torch.zeros(3), 1.0))
-    with pytest.raises(ValueError, match=r"shape \(n_obs,\) = \(100,\); got \(\).*reduction='none'"):
+    with pytest.raises(
+        ValueError, match=r"shape \(n_obs,\) = \(100,\); got \(\).*reduction='none'"
+    ):
         expected_score(lambda x, y: crps_fair(x, y).mean(), Q, Q, n_obs=100)
     with pytest.raises(ValueError, match=r"same event shape"):
         expected_score(crps_fair, Independent(Normal(torch.zeros(2), 1.0), 1), Q, n_obs=100)
@@ -301,11 +315,16 @@ def test_describe_distribution_shows_parameter_values():
     assert describe_distribution(mvn) == (
         "MultivariateNormal(loc=[0, 1], covariance_matrix=[[1, 0.5], [0.5, 2]])"
     )
-    mix = MixtureSameFamily(torch.distributions.Categorical(probs=t([0.25, 0.75])), Normal(t([-1.0, 1.0]), t([0.5, 0.5])))
+    mix = MixtureSameFamily(
+        torch.distributions.Categorical(probs=t([0.25, 0.75])),
+        Normal(t([-1.0, 1.0]), t([0.5, 0.5])),
+    )
     assert describe_distribution(mix) == (
         "MixtureSameFamily(weights=[0.25, 0.75], components=Normal(loc=[-1, 1], scale=[0.5, 0.5]))"
     )
-    assert describe_distribution(StudentT(t(3.0), t(0.0), t(2.0))) == "StudentT(df=3, loc=0, scale=2)"
+    assert (
+        describe_distribution(StudentT(t(3.0), t(0.0), t(2.0))) == "StudentT(df=3, loc=0, scale=2)"
+    )
     big = Independent(Normal(torch.zeros(30), 1.0), 1)
     assert "<tensor of shape (30,)" in describe_distribution(big)
     assert describe_distribution("x") == "'x'"
@@ -324,7 +343,12 @@ def test_energy_score_normal_matches_scipy_hypergeometric(d, beta):
     got = cf.energy_score_normal(loc, s, y, beta=beta).numpy()
 
     def moment(lam2):
-        return 2 ** (beta / 2) * sp.gamma((d + beta) / 2) / sp.gamma(d / 2) * sp.hyp1f1(-beta / 2, d / 2, -lam2 / 2)
+        return (
+            2 ** (beta / 2)
+            * sp.gamma((d + beta) / 2)
+            / sp.gamma(d / 2)
+            * sp.hyp1f1(-beta / 2, d / 2, -lam2 / 2)
+        )
 
     lam = np.array([0.0, 0.7, 3.0, 10.0]) / s
     ref = s**beta * moment(lam**2) - 0.5 * (math.sqrt(2) * s) ** beta * moment(0.0)
@@ -350,7 +374,9 @@ def test_crps_normal_and_mean_abs_normal_match_scipy():
     got = cf.crps_normal(t(1.0), t(2.0), t(y)).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-10)
     np.testing.assert_allclose(
-        cf.mean_abs_normal(t(y), t(4.0)).numpy(), ss.foldnorm(c=np.abs(y) / 2.0, scale=2.0).mean(), rtol=1e-10
+        cf.mean_abs_normal(t(y), t(4.0)).numpy(),
+        ss.foldnorm(c=np.abs(y) / 2.0, scale=2.0).mean(),
+        rtol=1e-10,
     )
     with pytest.raises(TypeError, match="P must be a torch.distributions.Normal; got Laplace"):
         cf.expected_crps_normal(Laplace(t(0.0), t(1.0)), normal(0.0, 1.0))
@@ -388,7 +414,9 @@ def test_expected_energy_score_beta2_matches_monte_carlo():
     def es2(dist, target):  # ES_2(P, y) = ||mean_P - y||^2
         return ((dist.mean - target) ** 2).sum(-1)
 
-    est = expected_score(es2, Independent(P, 1), Independent(Q, 1), kind="distribution", n_obs=40000)
+    est = expected_score(
+        es2, Independent(P, 1), Independent(Q, 1), kind="distribution", n_obs=40000
+    )
     exact = cf.expected_energy_score_beta2(Independent(P, 1), Independent(Q, 1)).item()
     assert exact == pytest.approx(0.25 + 1.0 + 2.0 + 0.5)
     assert abs(est.mean - exact) < 4 * est.stderr
@@ -419,7 +447,11 @@ def test_perturbations_keep_what_they_promise(pair):
     assert describe_distribution(P) != describe_distribution(Q)
     multi = len(Q.event_shape) == 1
     fam = sts.family_of(Q)
-    if kind in ("correlation", "modes") and fam == "gaussian" or (kind == "modes" and fam == "gaussian_mixture"):
+    if (
+        kind in ("correlation", "modes")
+        and fam == "gaussian"
+        or (kind == "modes" and fam == "gaussian_mixture")
+    ):
         # same mean and (full) covariance
         def moments(dist):
             if not multi:

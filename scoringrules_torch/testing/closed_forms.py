@@ -101,7 +101,9 @@ def crps_normal(loc: torch.Tensor, scale: torch.Tensor, target: torch.Tensor) ->
     return scale * (z * (2.0 * _Phi(z) - 1.0) + 2.0 * _phi(z) - 1.0 / _SQRT_PI)
 
 
-def expected_crps_normal(P: torch.distributions.Normal, Q: torch.distributions.Normal) -> torch.Tensor:
+def expected_crps_normal(
+    P: torch.distributions.Normal, Q: torch.distributions.Normal
+) -> torch.Tensor:
     """``E_{Y~Q} CRPS(P, Y)`` for Gaussians ``P = N(mu, sigma^2)`` and ``Q = N(m, tau^2)``.
 
     With ``CRPS(P, y) = E|X - y| - E|X - X'|/2`` and ``X - Y ~ N(mu - m, sigma^2 + tau^2)``:
@@ -130,15 +132,21 @@ def expected_crps_normal(P: torch.distributions.Normal, Q: torch.distributions.N
     return mean_abs_normal(P.loc - Q.loc, P.scale**2 + Q.scale**2) - P.scale / _SQRT_PI
 
 
-def _log_hyp1f1_kummer_positive(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, terms: int) -> torch.Tensor:
+def _log_hyp1f1_kummer_positive(
+    a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, terms: int
+) -> torch.Tensor:
     # log 1F1(a; b; x) for a, b > 0, x >= 0: every series term is positive, summed in log space.
     k = torch.arange(terms, dtype=x.dtype, device=x.device)
     shape = x.shape
     a, b, x = (t.reshape(-1, 1) for t in torch.broadcast_tensors(a, b, x))
     log_x = torch.log(x.clamp_min(torch.finfo(x.dtype).tiny))
     log_terms = (
-        torch.lgamma(a + k) - torch.lgamma(a) - torch.lgamma(b + k) + torch.lgamma(b)
-        + k * log_x - torch.lgamma(k + 1.0)
+        torch.lgamma(a + k)
+        - torch.lgamma(a)
+        - torch.lgamma(b + k)
+        + torch.lgamma(b)
+        + k * log_x
+        - torch.lgamma(k + 1.0)
     )
     log_terms = torch.where((k == 0) | (x > 0), log_terms, torch.full_like(log_terms, -math.inf))
     return torch.logsumexp(log_terms, dim=-1).reshape(shape)
@@ -157,7 +165,12 @@ def _noncentral_moment(beta: float, d: int, lam2: torch.Tensor, terms: int) -> t
 
 
 def energy_score_normal(
-    loc: torch.Tensor, scale: torch.Tensor, target: torch.Tensor, *, beta: float = 1.0, terms: int = 400
+    loc: torch.Tensor,
+    scale: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    beta: float = 1.0,
+    terms: int = 400,
 ) -> torch.Tensor:
     """Energy score of the isotropic Gaussian ``N(loc, scale^2 I_d)`` at ``target``.
 
@@ -198,16 +211,22 @@ def energy_score_normal(
         raise ValueError(f"beta must be in (0, 2]; got {beta!r}")
     loc, target = torch.broadcast_tensors(torch.as_tensor(loc), torch.as_tensor(target))
     if loc.dim() < 1:
-        raise ValueError(f"loc and target must have an event dimension (*batch, d); got shape {tuple(loc.shape)}")
+        raise ValueError(
+            f"loc and target must have an event dimension (*batch, d); got shape {tuple(loc.shape)}"
+        )
     d = loc.shape[-1]
     scale = torch.as_tensor(scale, dtype=loc.dtype, device=loc.device)
     lam2 = ((loc - target) ** 2).sum(-1) / scale**2
     acc = scale**beta * _noncentral_moment(beta, d, lam2, terms)
-    spread = (math.sqrt(2.0) * scale) ** beta * _noncentral_moment(beta, d, torch.zeros_like(lam2), terms)
+    spread = (math.sqrt(2.0) * scale) ** beta * _noncentral_moment(
+        beta, d, torch.zeros_like(lam2), terms
+    )
     return acc - 0.5 * spread
 
 
-def expected_energy_score_beta2(P: torch.distributions.Distribution, Q: torch.distributions.Distribution) -> torch.Tensor:
+def expected_energy_score_beta2(
+    P: torch.distributions.Distribution, Q: torch.distributions.Distribution
+) -> torch.Tensor:
     """``E_{Y~Q} ES_2(P, Y)`` for the energy score with ``beta = 2``.
 
     .. math::
@@ -236,7 +255,9 @@ def expected_energy_score_beta2(P: torch.distributions.Distribution, Q: torch.di
     return (diff**2).sum(-1) + Q.variance.sum(-1) if diff.dim() > 0 else diff**2 + Q.variance
 
 
-def expected_log_score(P: torch.distributions.Distribution, Q: torch.distributions.Distribution) -> torch.Tensor:
+def expected_log_score(
+    P: torch.distributions.Distribution, Q: torch.distributions.Distribution
+) -> torch.Tensor:
     """``E_{Y~Q}[-log p(Y)] = H(Q) + KL(Q || P)``: the expected logarithmic score (cross-entropy).
 
     Uses :func:`torch.distributions.kl_divergence` and ``Q.entropy()``; raises ``NotImplementedError`` where

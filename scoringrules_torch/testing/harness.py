@@ -191,7 +191,9 @@ def expected_score(
     _check_dist("P", P, need="sample" if kind == "samples" else None)
     y = _draw_observations(Q, n_obs, seed)
     _check_batch_size(batch_size)
-    values = _evaluate(score, P, y, kind=kind, n_samples=n_samples, seed=seed, batch_size=batch_size)
+    values = _evaluate(
+        score, P, y, kind=kind, n_samples=n_samples, seed=seed, batch_size=batch_size
+    )
     return _summarise(values)
 
 
@@ -260,8 +262,14 @@ def compare_expected_scores(
         diff_stderr=d.stderr,
         P=P,
         Q=Q,
-        settings={"score": score, "kind": kind, "n_obs": n_obs, "n_samples": n_samples, "seed": seed,
-                  "batch_size": batch_size},
+        settings={
+            "score": score,
+            "kind": kind,
+            "n_obs": n_obs,
+            "n_samples": n_samples,
+            "seed": seed,
+            "batch_size": batch_size,
+        },
     )
 
 
@@ -618,7 +626,9 @@ def _draw_observations(Q: Any, n_obs: int, seed: int) -> torch.Tensor:
 
 
 def _check_batch_size(batch_size: Any) -> None:
-    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be None or a positive int; got {batch_size!r}")
 
 

@@ -91,10 +91,14 @@ def _dim_strategy(dim: Any) -> st.SearchStrategy[int | None]:
         return dim
     if isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1:
         return st.just(dim)
-    raise ValueError(f"dim must be None (univariate), a positive int or a strategy of them; got {dim!r}")
+    raise ValueError(
+        f"dim must be None (univariate), a positive int or a strategy of them; got {dim!r}"
+    )
 
 
-def _tensor(draw: Any, elements: st.SearchStrategy[float], d: int | None, dtype: torch.dtype) -> torch.Tensor:
+def _tensor(
+    draw: Any, elements: st.SearchStrategy[float], d: int | None, dtype: torch.dtype
+) -> torch.Tensor:
     if d is None:
         return torch.tensor(draw(elements), dtype=dtype)
     return torch.tensor(draw(st.lists(elements, min_size=d, max_size=d)), dtype=dtype)
@@ -313,8 +317,13 @@ def family_of(dist: D.Distribution) -> str:
         if isinstance(comp, (D.Normal, D.MultivariateNormal)):
             return "gaussian_mixture"
     base, _ = _unwrap(dist)
-    names = {D.Normal: "gaussian", D.StudentT: "student_t", D.Laplace: "laplace", D.Uniform: "uniform",
-             D.Gamma: "gamma"}
+    names = {
+        D.Normal: "gaussian",
+        D.StudentT: "student_t",
+        D.Laplace: "laplace",
+        D.Uniform: "uniform",
+        D.Gamma: "gamma",
+    }
     for cls, name in names.items():
         if type(base) is cls:
             return name
@@ -358,7 +367,9 @@ def _sd(dist: D.Distribution) -> torch.Tensor:
     return dist.variance.sqrt() if not isinstance(dist, (D.StudentT,)) else _unwrap(dist)[0].scale
 
 
-def perturb(Q: D.Distribution, kind: str, *, amount: float, direction: torch.Tensor | None = None) -> D.Distribution:
+def perturb(
+    Q: D.Distribution, kind: str, *, amount: float, direction: torch.Tensor | None = None
+) -> D.Distribution:
     """Return a perturbed copy ``P`` of ``Q`` (see the module docstring for what each ``kind`` does).
 
     Args:
@@ -376,7 +387,9 @@ def perturb(Q: D.Distribution, kind: str, *, amount: float, direction: torch.Ten
     """
     kinds = applicable_perturbations(Q)
     if kind not in kinds:
-        raise ValueError(f"perturbation {kind!r} is not defined for {type(Q).__name__}; applicable: {kinds}")
+        raise ValueError(
+            f"perturbation {kind!r} is not defined for {type(Q).__name__}; applicable: {kinds}"
+        )
     fam = family_of(Q)
     base, indep = _unwrap(Q)
     ev = Q.event_shape
@@ -422,7 +435,9 @@ def perturb(Q: D.Distribution, kind: str, *, amount: float, direction: torch.Ten
             comp, ci = _unwrap(Q.component_distribution)
             mean = Q.mean
             if isinstance(comp, D.MultivariateNormal):
-                new = D.MultivariateNormal(mean + f * (comp.loc - mean), scale_tril=f * comp.scale_tril)
+                new = D.MultivariateNormal(
+                    mean + f * (comp.loc - mean), scale_tril=f * comp.scale_tril
+                )
             else:
                 new = _rewrap(D.Normal(mean + f * (comp.loc - mean), f * comp.scale), ci)
             return D.MixtureSameFamily(Q.mixture_distribution, new)
@@ -460,7 +475,9 @@ def perturb(Q: D.Distribution, kind: str, *, amount: float, direction: torch.Ten
         if isinstance(base, D.Laplace):  # to the uniform with the same mean and variance: no tails
             half = math.sqrt(3.0) * base.stddev
             return _rewrap(D.Uniform(base.mean - half, base.mean + half), indep)
-        if isinstance(base, D.Uniform):  # to the Laplace with the same mean and variance: heavy tails
+        if isinstance(
+            base, D.Uniform
+        ):  # to the Laplace with the same mean and variance: heavy tails
             return _rewrap(D.Laplace(base.mean, base.stddev / math.sqrt(2.0)), indep)
         # gamma: shape times (or divided by) amount, same mean
         k = base.concentration
@@ -487,14 +504,18 @@ def perturb(Q: D.Distribution, kind: str, *, amount: float, direction: torch.Ten
         delta = math.sqrt(w) * v * (1.0 if float(v @ direction) >= 0 else -1.0)
         cov = Q.covariance_matrix - delta[:, None] * delta[None, :]
         locs = Q.loc + signs[:, None] * delta
-        return D.MixtureSameFamily(mix, D.MultivariateNormal(locs, covariance_matrix=cov.expand(2, -1, -1)))
+        return D.MixtureSameFamily(
+            mix, D.MultivariateNormal(locs, covariance_matrix=cov.expand(2, -1, -1))
+        )
     # diagonal Gaussian: modes separate along the axis of largest variance
     j = int(base.scale.argmax())
     e = torch.zeros(ev, dtype=dtype)
     e[j] = 1.0
     sigma = base.scale
     delta = math.sqrt(w) * sigma * e
-    scale = sigma * torch.where(e > 0, math.sqrt(1 - w), 1.0)
+    scale = sigma * torch.where(
+        e > 0, torch.tensor(math.sqrt(1 - w), dtype=dtype), torch.tensor(1.0, dtype=dtype)
+    )
     locs = base.loc + signs[:, None] * delta
     return D.MixtureSameFamily(mix, D.Independent(D.Normal(locs, scale.expand(2, -1)), 1))
 
@@ -509,7 +530,9 @@ _AMOUNTS = {
 
 
 @st.composite
-def perturbations(draw: Any, Q: D.Distribution, *, kinds: Any = PERTURBATIONS) -> tuple[D.Distribution, str]:
+def perturbations(
+    draw: Any, Q: D.Distribution, *, kinds: Any = PERTURBATIONS
+) -> tuple[D.Distribution, str]:
     """Draw a decisive perturbation ``P`` of ``Q`` among ``kinds`` (those applicable to ``Q``).
 
     Returns:
@@ -559,7 +582,9 @@ def distribution_pairs(
 
 
 @st.composite
-def _pairs(draw: Any, *, families: Any, dim: Any, kinds: Any, dtype: torch.dtype) -> DistributionPair:
+def _pairs(
+    draw: Any, *, families: Any, dim: Any, kinds: Any, dtype: torch.dtype
+) -> DistributionPair:
     Q = draw(distributions(families=families, dim=dim, dtype=dtype))
     P, description = draw(_perturbations_strategy(Q, kinds=kinds))
     return DistributionPair(Q, P, description)
