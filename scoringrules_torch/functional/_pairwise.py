@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import torch
 
+
 def no_autocast(device: torch.device):
     """A context that disables autocast on ``device`` (a no-op where autocast does not exist, e.g. ``meta``)."""
     if torch.amp.is_autocast_available(device.type):
