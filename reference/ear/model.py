@@ -288,7 +288,7 @@ class EAR(nn.Module):
         else:
             mask = self.random_mask(b, tokens.device)
         null = None
-        if self.training and self.config.label_drop_prob > 0:
+        if self.training:  # (also with p = 0, so that the null class is in the graph for DDP)
             null = torch.rand(b, device=tokens.device) < self.config.label_drop_prob
         z = self.backbone(tokens, mask, self.class_vectors(labels, null))
         # the masked mean over all positions equals the plain mean over the masked ones; selecting them first
