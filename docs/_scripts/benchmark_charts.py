@@ -103,6 +103,9 @@ def _hbars(ax, labels: list[str], values: list[float | None], colors: list[str],
     ax.barh(ys, shown, color=colors)
     ax.set_yticks(ys, labels)
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the bars are labelled with their values
     ax.set_xlabel(xlabel)
     for y, v in zip(ys, values, strict=True):
         if v is not None:
