@@ -160,20 +160,30 @@ def test_crps_ensemble_plug_in_estimators_strictly_proper_with_a_large_ensemble(
 
 
 @pytest.mark.parametrize(
-    "kernel,estimator",
+    "kernel,estimator,multiscale",
     [
-        ("gaussian", "fair"),
-        ("gaussian", "akr"),
-        ("gaussian", "akr_circperm"),
-        ("laplacian", "fair"),
-        ("inverse_multiquadric", "fair"),
+        ("gaussian", "fair", False),
+        ("gaussian", "akr", False),
+        ("gaussian", "akr_circperm", False),
+        ("gaussian", "fair", True),
+        ("laplacian", "fair", False),
+        ("inverse_multiquadric", "fair", False),
     ],
 )
 @examples(3)
 @given(pair=sts.distribution_pairs(dim=DIMS, perturbations=DECISIVE))
-def test_kernel_score_strictly_proper_for_characteristic_kernels(kernel, estimator, pair):
-    # a fixed kernel on the scale of the truth (a bandwidth far from the data's scale makes any kernel weak)
-    score = none(kernel_score, kernel=kernel, bandwidth=_spread(pair.Q), estimator=estimator)
+def test_kernel_score_strictly_proper_for_characteristic_kernels(
+    kernel, estimator, multiscale, pair
+):
+    # a fixed kernel on the scale of the truth (a bandwidth far from the data's scale makes any kernel weak);
+    # multiscale: the sum of the kernels at half and twice that bandwidth
+    h = _spread(pair.Q)
+    score = none(
+        kernel_score,
+        kernel=kernel,
+        bandwidth=[h / 2, 2 * h] if multiscale else h,
+        estimator=estimator,
+    )
     assert_strictly_proper(score, pair.P, pair.Q, n_obs=4096, n_samples=16)
 
 
@@ -197,14 +207,14 @@ def test_variogram_score_proper(estimator, pair):
 @examples(3)
 @given(
     pair=sts.distribution_pairs(
-        dim=st.integers(2, 6), families=["gaussian"], perturbations=["correlation", "scale"]
+        dim=st.integers(2, 6), families=["gaussian"], perturbations=["scale"]
     )
 )
-def test_variogram_score_separates_dependence_and_scale(pair):
-    # not strictly proper in general, but it does see correlation and scale (weakly: many observations)
-    assert_strictly_proper(
-        none(variogram_score, estimator="fair"), pair.P, pair.Q, n_obs=32768, n_samples=16
-    )
+def test_variogram_score_separates_scale(pair):
+    # not strictly proper in general, but it does see the spread of the increments (its dependence signal is weak:
+    # rho 0 -> 0.875 in d = 2 gives z = 3 with 32768 observations)
+    score = none(variogram_score, estimator="fair")
+    assert_strictly_proper(score, pair.P, pair.Q, n_obs=8192, n_samples=16)
 
 
 # ================================================================================================================
@@ -275,7 +285,7 @@ def test_closed_form_crps_expected_value_matches_closed_form():
 def test_hyvarinen_score_strictly_proper(pair):
     # strictly proper relative to smooth positive densities: Gaussians, Gaussian mixtures, Student-t
     score = none(hyv_mod.hyvarinen_score)
-    assert_strictly_proper(score, pair.P, pair.Q, kind="distribution", n_obs=4096)
+    assert_strictly_proper(score, pair.P, pair.Q, kind="distribution", n_obs=16384)
 
 
 @pytest.mark.parametrize("method", ["exact", "hutchinson", "sliced"])
@@ -440,11 +450,7 @@ def test_kernel_score_with_the_forecasts_own_median_bandwidth_is_improper():
     # The bandwidth then depends on the forecast: a wider forecast gets a wider kernel and a better score.
     Q, P = iso_normal(2, 1.0), iso_normal(2, 2.0)
     with pytest.raises(AssertionError, match="WORSE"):
-        # batch_size 512: kernel_score(bandwidth="median") failed for batches above 512 in the lead's
-        # chunked pairwise engine at the time of writing
-        assert_proper(
-            none(kernel_score, bandwidth="median"), P, Q, n_obs=4096, n_samples=16, batch_size=512
-        )
+        assert_proper(none(kernel_score, bandwidth="median"), P, Q, n_obs=4096, n_samples=16)
     assert_proper(
         none(kernel_score, bandwidth=2.0), P, Q, n_obs=4096, n_samples=16
     )  # fixed bandwidth: fine
