@@ -138,7 +138,9 @@ def energy_score(
     * ``"fair"`` (default): U-statistic :math:`\frac{1}{2m(m-1)}\sum_{i\neq j}\|x_i - x_j\|^\beta`; unbiased for
       the score of the distribution the members are drawn from. :math:`O(m^2 d)`; needs :math:`m \ge 2`.
     * ``"nrg"``: V-statistic with :math:`\frac{1}{2m^2}`; the exact score of the empirical distribution (biased
-      upwards as an estimate of the score of :math:`F`). :math:`O(m^2 d)`.
+      upwards as an estimate of the score of :math:`F`). :math:`O(m^2 d)`. As a *training loss* with a small
+      :math:`m` it is improper: its spread term carries the weight :math:`(m-1)/m`, like a training temperature
+      below 1, so it rewards under-dispersed generators; train with ``"fair"`` or ``"pairs"``.
     * ``"pairs"``: EAR's disjoint pairs, :math:`\frac{1}{m}\sum_{k < m/2}\|x_k - x_{k+m/2}\|^\beta`; unbiased,
       :math:`O(m d)`, higher variance; needs an even :math:`m` and no member weights.
     * ``"akr"``: approximate kernel representation with circular neighbours,

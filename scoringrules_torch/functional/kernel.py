@@ -138,6 +138,12 @@ def kernel_score(
     ensemble, treated as a constant for gradients), or a sequence of floats: the kernel is then the sum of the
     kernels at each bandwidth (a multi-scale kernel, characteristic if one of them is).
 
+    .. warning::
+        ``bandwidth="median"`` makes the kernel depend on the forecast itself, and the resulting score is **not
+        proper**: a forecast wider than the truth gets a wider kernel and a lower expected score (the propriety
+        tests exhibit this). Use it for evaluation heuristics only; train with a fixed bandwidth or a fixed
+        multi-scale set (e.g. the median distance of the *data*, computed once).
+
     Estimators: ``"fair"`` (default; :math:`\frac{1}{m(m-1)}\sum_{i\ne j} k(x_i, x_j)`, unbiased), ``"nrg"``
     (includes :math:`i = j`), ``"akr"`` and ``"akr_circperm"`` (:math:`O(m)`, circular partners as in
     :func:`energy_score`).
