@@ -378,7 +378,12 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     assert "readme_command.py test" in (ROOT / ".ci" / "run").read_text()
     text = (ROOT / "README.md").read_text()
     assert text.count("<!-- command: test -->") == 1
-    assert text.count("<!-- command: main -->") <= 1
+    assert text.count("<!-- command: main -->") == 1
+    main = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_command.py"), "main"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    script = main.split("python ")[-1].split()[0]
+    assert script == "reference/ear/train.py" and (ROOT / script).is_file()
+    assert '".[ear]"' in main and "dataset-fashion-mnist" in main
 
 
 def test_density_modules_equal_functionals():
