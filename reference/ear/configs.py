@@ -274,7 +274,7 @@ def _demo() -> RunConfig:
         train=TrainConfig(
             batch_size=128,
             accumulation_steps=1,
-            epochs=5.0,
+            epochs=3.0,
             warmup_epochs=0.2,
             blr=2e-3,
             ema_rate=0.995,

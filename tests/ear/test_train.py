@@ -184,3 +184,18 @@ def test_sample_cli_writes_grid_npz_and_pngs_from_the_ema_weights(tmp_path):
     assert info["ema"] and info["cfg"] == 1.5 and info["seconds_per_image"] > 0
     with pytest.raises(ValueError, match="divisible"):
         sample.main(["--ckpt", str(tmp_path), "--num-images", "15", "--device", "cpu"])
+
+
+def test_auto_threads_leave_busy_cores_alone(monkeypatch):
+    from reference.ear import train as train_mod
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(train_mod.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    train_mod._set_cpu_threads("auto")
+    assert torch.get_num_threads() == 1
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    train_mod._set_cpu_threads("auto")
+    assert torch.get_num_threads() == 2
+    train_mod._set_cpu_threads("3")
+    assert torch.get_num_threads() == 3
