@@ -12,12 +12,17 @@ __all__ = ["VARIOGRAM_ESTIMATORS", "variogram_score"]
 
 #: Estimators of the variogram score.
 VARIOGRAM_ESTIMATORS = ("nrg", "fair")
-# Observations per block: blocks of about this many (m x d x d) elements stay in cache.
+# Observations per block. On a CPU, blocks of about this many (m x d x d) elements stay in cache; on accelerators
+# blocks only bound memory.
 _BLOCK_ELEMENTS = 1 << 18
+_BLOCK_ELEMENTS_ACCELERATOR = 1 << 26
 
 
-def _blocks(b: int, size: int) -> list[tuple[int, int]]:
-    step = max(1, _BLOCK_ELEMENTS // max(1, size))
+def _blocks(b: int, size: int, device: torch.device) -> list[tuple[int, int]]:
+    if torch.compiler.is_compiling():
+        return [(0, b)]
+    budget = _BLOCK_ELEMENTS if device.type == "cpu" else _BLOCK_ELEMENTS_ACCELERATOR
+    step = max(1, budget // max(1, size))
     return [(start, min(b, start + step)) for start in range(0, b, step)]
 
 
@@ -39,7 +44,7 @@ class _VariogramMoments(torch.autograd.Function):
         m, b, d = x.shape
         first = x.new_empty(b, d, d)
         second = x.new_empty(b, d, d)
-        for start, stop in _blocks(b, m * d * d):
+        for start, stop in _blocks(b, m * d * d, x.device):
             g = _increments(x[:, start:stop]).abs_()
             g = g.sqrt_() if p == 0.5 else g.pow_(p)
             wg = g * w[:, start:stop, None, None]
@@ -63,7 +68,7 @@ class _VariogramMoments(torch.autograd.Function):
         m, b, d = x.shape
         grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
-        for start, stop in _blocks(b, m * d * d):
+        for start, stop in _blocks(b, m * d * d, x.device):
             delta = _increments(x[:, start:stop])
             g = delta.abs()
             g = g.sqrt_() if ctx.p == 0.5 else g.pow_(ctx.p)
