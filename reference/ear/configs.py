@@ -107,6 +107,7 @@ class TrainConfig:
     keep_every: int = 0  # steps between kept copies checkpoint-step<N>.pt (0: keep only the last)
     sample_every: int = 0  # steps between sample grids during training (0: only at the end)
     plot_every: int = 500
+    tensorboard: bool = False  # also log scalars to <run>/tb (needs the tensorboard package)
     max_consecutive_nonfinite: int = 20  # abort after this many skipped steps in a row
 
 
@@ -233,6 +234,7 @@ def _ear(
             ema_rate=0.9999,
             log_every=100,
             ckpt_every=5000,
+            sample_every=10000,
         ),
         sample=SampleConfig(
             num_iter=64, cfg=3.0, cfg_schedule="linear", temperature=0.7, batch_size=128
@@ -281,7 +283,7 @@ def _demo() -> RunConfig:
             seed=1,
             log_every=20,
             ckpt_every=500,
-            sample_every=0,
+            sample_every=500,
             plot_every=100,
             max_train_minutes=13.0,
         ),
@@ -350,12 +352,32 @@ def _tiny() -> RunConfig:
     )
 
 
+def _stage2(stage1: RunConfig) -> RunConfig:
+    """README stage 2 (resume from stage 1): 50 more epochs (to 800) with tau_train 0.99 and blr 7e-5.
+
+    tau_train < 1 down-weights the energy score's spread term: the loss is no longer proper (the optimum is
+    sharper than the data), which the paper trades for fidelity in this short last stage.
+    """
+    return apply_overrides(
+        stage1,
+        [
+            f"name={json.dumps(stage1.name + '_stage2')}",
+            "train.epochs=800",
+            "train.blr=7e-5",
+            "model.train_temperature=0.99",
+        ],
+    )
+
+
 PRESETS = {
     "demo": _demo,
     "tiny": _tiny,
     "ear_b": lambda: _ear("ear_b", 768, 24, 12, 1024, 6),
     "ear_l": lambda: _ear("ear_l", 1024, 32, 16, 1280, 8),
     "ear_h": lambda: _ear("ear_h", 1280, 40, 16, 1536, 12),
+    "ear_b_stage2": lambda: _stage2(_ear("ear_b", 768, 24, 12, 1024, 6)),
+    "ear_l_stage2": lambda: _stage2(_ear("ear_l", 1024, 32, 16, 1280, 8)),
+    "ear_h_stage2": lambda: _stage2(_ear("ear_h", 1280, 40, 16, 1536, 12)),
 }
 
 

@@ -437,6 +437,15 @@ def train(
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
 
+    writer = None
+    if d.main and tc.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ImportError(
+                "train.tensorboard=true needs the tensorboard package (pip install tensorboard)"
+            ) from e
+        writer = SummaryWriter(str(run_dir / "tb"))
     bar = None
     if d.main and progress:
         try:
@@ -570,6 +579,11 @@ def train(
                 ]
                 with open(log_path, "a", newline="") as f:
                     csv.writer(f).writerow(row)
+                if writer is not None:
+                    writer.add_scalar("train/loss", mean_loss, done)
+                    writer.add_scalar("train/lr", lr_now, done)
+                    writer.add_scalar("train/grad_norm", float(grad_norm), done)
+                    writer.add_scalar("train/skipped_steps", skipped_total, done)
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr_now:.2e}")
                 else:
@@ -603,6 +617,8 @@ def train(
             break
     if bar is not None:
         bar.close()
+    if writer is not None:
+        writer.close()
     checkpoint(final_step)
     train_seconds = time.time() - t0
     if d.main:
@@ -629,7 +645,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--preset", default="demo", help="demo (default), tiny, ear_b, ear_l, ear_h")
+    p.add_argument(
+        "--preset",
+        help="demo (default), tiny, ear_b, ear_l, ear_h, ear_{b,l,h}_stage2; with --resume, replaces the "
+        "checkpoint's config",
+    )
     p.add_argument("--config", help="a config.json to start from instead of a preset")
     p.add_argument(
         "--set",
@@ -659,12 +679,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def make_config(args: argparse.Namespace) -> RunConfig:
-    if args.resume and not args.config:
-        _, config = load_checkpoint(args.resume)
-    elif args.config:
+    if args.config:
         config = RunConfig.from_json(Path(args.config).read_text())
-    else:
+    elif args.preset:
         config = preset(args.preset)
+    elif args.resume:
+        _, config = load_checkpoint(args.resume)
+    else:
+        config = preset("demo")
     overrides = list(args.set)
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")

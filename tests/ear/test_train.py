@@ -26,8 +26,9 @@ def _losses(run_dir):
 
 
 def test_tiny_preset_learns_on_digits(tmp_path):
-    cfg = _tiny("train.max_steps=40", "train.log_every=1")
+    cfg = _tiny("train.max_steps=40", "train.log_every=1", "train.sample_every=20")
     out = train(cfg, tmp_path, d=Dist(), progress=False)
+    assert (tmp_path / "samples-step20.png").stat().st_size > 0
     losses = _losses(tmp_path)
     assert len(losses) == 40 and out["final_step"] == 40
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
@@ -199,3 +200,23 @@ def test_auto_threads_leave_busy_cores_alone(monkeypatch):
     assert torch.get_num_threads() == 2
     train_mod._set_cpu_threads("3")
     assert torch.get_num_threads() == 3
+
+
+def test_stage2_preset_and_explicit_preset_on_resume(tmp_path):
+    from reference.ear.train import make_config, parse_args
+
+    s1, s2 = preset("ear_b"), preset("ear_b_stage2")
+    assert (s2.train.epochs, s2.train.blr, s2.model.train_temperature) == (800, 7e-5, 0.99)
+    assert s2.model == apply_overrides(s1, ["model.train_temperature=0.99"]).model
+    global_batch = 32 * 32 * 2  # the paper's layout: 32 per GPU x 32 GPUs x 2 accumulation steps
+    assert s2.train.blr * global_batch / 256 == pytest.approx(5.6e-4)
+    assert s1.train.blr * global_batch / 256 == pytest.approx(8e-4)
+    with torch.device("meta"):
+        assert ear_model.build_model(s2.model).head.train_temperature == 0.99
+    train(_tiny("train.max_steps=2", "train.lr=0.005"), tmp_path, d=Dist(), progress=False)
+    resumed = make_config(parse_args(["--resume", str(tmp_path)]))
+    assert resumed.train.lr == 0.005  # the checkpoint's config
+    replaced = make_config(
+        parse_args(["--resume", str(tmp_path), "--preset", "tiny", "--set", "train.epochs=2"])
+    )
+    assert replaced.train.lr == preset("tiny").train.lr and replaced.train.epochs == 2
