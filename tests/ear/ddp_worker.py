@@ -1,4 +1,4 @@
-"""Run by ``test_train.py`` under torchrun: train the tiny preset with DDP, save each rank's parameters."""
+"""Run by ``test_ear_train.py`` under torchrun: train the tiny preset with DDP, save each rank's parameters."""
 
 import sys
 from pathlib import Path
