@@ -278,9 +278,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="Markdown output (default benchmarks/results_scores.md)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd energy score")
     ap.add_argument("--only", default="", help="comma-separated subset: crps,energy,energy_big,variogram,kernel")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows: list = []
     only = set(filter(None, args.only.split(",")))
 

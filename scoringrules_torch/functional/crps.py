@@ -17,60 +17,66 @@ _MIN_MEMBERS = {"fair": 2, "pwm": 2}
 def _sorted_with_weights(
     x: torch.Tensor, w: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sort members along axis 0; return sorted values, their weights and inclusive cumulative weights."""
-    xs, idx = torch.sort(x, dim=0)
-    m = x.shape[0]
+    """Sort members along the last axis; return sorted values, their weights and inclusive cumulative weights.
+
+    For equal weights the weights and cumulative weights are ``(m,)`` vectors that broadcast.
+    """
+    xs, idx = torch.sort(x, dim=-1)
+    m = x.shape[-1]
     if w is None:
-        ws = torch.full_like(xs, 1.0 / m)
-        cum = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).unsqueeze(1).expand_as(xs) / m
+        ws = torch.full((m,), 1.0 / m, dtype=x.dtype, device=x.device)
+        cum = torch.arange(1, m + 1, dtype=x.dtype, device=x.device) / m
     else:
-        ws = torch.gather(w, 0, idx)
-        cum = torch.cumsum(ws, dim=0)
+        ws = torch.gather(w, -1, idx)
+        cum = torch.cumsum(ws, dim=-1)
     return xs, ws, cum
 
 
 def _crps_values(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, estimator: str) -> torch.Tensor:
     """Per-observation CRPS for ``x (m, B)``, ``y (B,)``; ``w`` normalised ``(m, B)`` or ``None``."""
     m = x.shape[0]
-    # Translation invariance: measure everything from the target (removes cancellation for large offsets).
-    x = x - y.unsqueeze(0)
+    # Members last (contiguous rows sort fast), measured from the target: translation invariance removes the
+    # cancellation of large offsets.
+    x = (x - y.unsqueeze(0)).T.contiguous()  # (B, m)
+    w = None if w is None else w.T.contiguous()
     absx = x.abs()
-    accuracy = absx.mean(0) if w is None else (w * absx).sum(0)
+    accuracy = absx.mean(-1) if w is None else (w * absx).sum(-1)
 
     if estimator in ("fair", "nrg"):
         # sum_{i,j} w_i w_j |x_i - x_j| = 2 sum_i w_(i) x_(i) (C_{i-1} + C_i - 1) on the sorted ensemble.
         xs, ws, cum = _sorted_with_weights(x, w)
-        pair_sum = 2.0 * (ws * xs * (2.0 * cum - ws - 1.0)).sum(0)
+        coef = ws * (2.0 * cum - ws - 1.0)
+        pair_sum = 2.0 * (xs @ coef if w is None else (xs * coef).sum(-1))
         if estimator == "nrg":
             return accuracy - 0.5 * pair_sum
-        norm = 1.0 - (ws * ws).sum(0)
+        norm = 1.0 - (ws * ws).sum(-1)
         return accuracy - 0.5 * pair_sum / norm
     if estimator == "pwm":
         # Probability weighted moments: E|X - y| + beta_0 - 2 beta_1.
         xs, ws, cum = _sorted_with_weights(x, w)
-        beta0 = (ws * xs).sum(0)
-        beta1 = (ws * xs * (cum - ws)).sum(0) / (1.0 - (ws * ws).sum(0))
+        beta0 = (ws * xs).sum(-1)
+        beta1 = (ws * xs * (cum - ws)).sum(-1) / (1.0 - (ws * ws).sum(-1))
         return accuracy + beta0 - 2.0 * beta1
     if estimator == "qd":
         # Quantile decomposition: 2 sum_i w_(i) (1{x_(i) > y} - a_i)(x_(i) - y), a_i = C_i - w_(i)/2.
         xs, ws, cum = _sorted_with_weights(x, w)
         a = cum - 0.5 * ws
         coef = torch.where(xs > 0, 1.0 - a, -a)
-        return 2.0 * (ws * coef * xs).sum(0)
+        return 2.0 * (ws * coef * xs).sum(-1)
     if estimator == "int":
         # Integral form: sum over the gaps of the sorted (members + target) of (F_m - 1{z >= y})^2 * gap.
         wts = torch.full_like(x, 1.0 / m) if w is None else w
-        z = torch.cat([x, torch.zeros_like(y).unsqueeze(0)], dim=0)
-        zw = torch.cat([wts, torch.zeros_like(y).unsqueeze(0)], dim=0)
-        zs, idx = torch.sort(z, dim=0, stable=True)
-        cdf = torch.cumsum(torch.gather(zw, 0, idx), dim=0)
+        z = torch.cat([x, torch.zeros_like(y).unsqueeze(-1)], dim=-1)
+        zw = torch.cat([wts, torch.zeros_like(y).unsqueeze(-1)], dim=-1)
+        zs, idx = torch.sort(z, dim=-1, stable=True)
+        cdf = torch.cumsum(torch.gather(zw, -1, idx), dim=-1)
         step = (zs >= 0).to(x.dtype)
-        gaps = zs[1:] - zs[:-1]
-        return (gaps * (cdf[:-1] - step[:-1]) ** 2).sum(0)
+        gaps = zs[:, 1:] - zs[:, :-1]
+        return (gaps * (cdf[:, :-1] - step[:, :-1]) ** 2).sum(-1)
     # akr / akr_circperm: neighbours in the given member order (circular).
     shift = 1 if estimator == "akr" else m // 2
-    dist = (x - torch.roll(x, shifts=shift, dims=0)).abs()
-    spread = dist.mean(0) if w is None else (w * dist).sum(0)
+    dist = (x - torch.roll(x, shifts=shift, dims=-1)).abs()
+    spread = dist.mean(-1) if w is None else (w * dist).sum(-1)
     return accuracy - 0.5 * spread
 
 
