@@ -34,6 +34,7 @@ from torch.distributions import (
     Laplace,
     LogNormal,
     MixtureSameFamily,
+    NegativeBinomial,
     Normal,
     Pareto,
     Poisson,
@@ -276,6 +277,16 @@ CASES = [
         discrete=True,
     ),
     Case(
+        "negative_binomial",  # torch: successes (prob probs) before total_count failures; sr: prob = 1 - probs
+        lambda r: (_u(0.5, 10)(r), _u(0.05, 0.7)(r)),
+        lambda n, p: NegativeBinomial(n, p),
+        lambda y, n, p: sr.crps_negbinom(y, n, 1.0 - p, backend="numpy"),
+        lambda n, p: st.nbinom(n, 1.0 - p),
+        _int_targets,
+        discrete=True,
+        wide=lambda r: (r.uniform(0.02, 60, N_OBS), r.uniform(0.01, 0.95, N_OBS)),
+    ),
+    Case(
         "binomial",
         lambda r: (np.floor(r.uniform(1, 20, N_OBS)), _u(0.05, 0.95)(r)),
         lambda n, p: Binomial(n, p),
@@ -341,6 +352,53 @@ def test_categorical_matches_ranked_probability_score():
     ref = sr.rps_score(y + 1.0, probs, backend="numpy")
     got = crps(Categorical(probs=_t(probs)), _t(y), reduction="none").numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_negative_binomial_matches_direct_summation():
+    # sum_k (F(k) - 1{k >= y})^2 over unit steps (plus the partial step [y, ceil y) for non-integer y), with
+    # scipy's nbinom CDF in float64, summed until the survival function is below 1e-30.
+    r = np.random.default_rng(11)
+    n, probs = r.uniform(0.05, 30, 12), r.uniform(0.01, 0.97, 12)
+    y = np.concatenate(
+        [[-2.5, 0.0, 0.3], np.floor(r.uniform(0, 60, 9)) + r.choice([0.0, 0.5, 0.75], 9)]
+    )
+    got = crps(NegativeBinomial(_t(n), _t(probs)), _t(y), reduction="none").numpy()
+    ref = []
+    for ni, pi, yi in zip(n, probs, y, strict=True):
+        frozen = st.nbinom(ni, 1.0 - pi)
+        k_hi = int(frozen.isf(1e-30)) + 2
+        z = np.arange(min(0, math.floor(yi)), max(k_hi, math.ceil(yi) + 1))
+        knots = np.unique(np.concatenate([z, [yi]]))
+        vals = (
+            frozen.cdf(knots[:-1]) - (knots[:-1] >= yi)
+        ) ** 2  # F is constant on [knot_i, knot_{i+1})
+        ref.append(float((vals * np.diff(knots)).sum()))
+    np.testing.assert_allclose(got, np.array(ref), rtol=1e-10, atol=0)
+
+
+def test_negative_binomial_gradients_and_edge_cases():
+    # total_count is differentiable; Geometric(p) is NegativeBinomial(1, 1 - p).
+    n = _t([0.7, 4.0]).requires_grad_(True)
+    probs = _t([0.3, 0.85]).requires_grad_(True)
+    y = _t([1.5, 12.25]).requires_grad_(True)
+
+    def fn(n, probs, y):
+        return crps(NegativeBinomial(n, probs), y, reduction="none")
+
+    assert gradcheck(fn, (n, probs, y))
+    p = _t([0.2, 0.6])
+    y2 = _t([0.0, 3.5])
+    torch.testing.assert_close(
+        crps(NegativeBinomial(torch.ones(2, dtype=F64), 1.0 - p), y2, reduction="none"),
+        crps(Geometric(p), y2, reduction="none"),
+        rtol=1e-12,
+        atol=1e-15,
+    )
+    # far observations and logits parametrisation: finite and matching scoringrules
+    y3 = _t([1e4, -50.0])
+    d = NegativeBinomial(_t([3.0, 3.0]), logits=_t([0.4, 0.4]))
+    ref = sr.crps_negbinom(y3.numpy(), 3.0, 1.0 - 1.0 / (1.0 + math.exp(-0.4)), backend="numpy")
+    np.testing.assert_allclose(crps(d, y3, reduction="none").numpy(), ref, rtol=1e-10)
 
 
 def _integrate_crps(frozen, y: float, discrete: bool) -> float:
