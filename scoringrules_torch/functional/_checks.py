@@ -118,12 +118,6 @@ def normalise_weights(
     return weights / weights.sum(dim=0, keepdim=True)
 
 
-def check_positive(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number; got {value!r}")
-    return float(value)
-
-
 def flatten_multivariate(
     samples: torch.Tensor,
     target: torch.Tensor,
