@@ -54,10 +54,11 @@ class ModelConfig:
     mask_ratio_min: float = 0.7  # truncated normal N(1, 0.25) on [mask_ratio_min, 1]
     causal: bool = False  # causal attention + raster order + teacher forcing (paper Table 5)
     grad_checkpointing: bool = False
-    head: str = "implicit"  # "implicit" (EAR's MLP generator) or "diffusion" (MAR's denoiser)
+    head: str = "implicit"  # "implicit" (EAR's MLP generator), "diffusion" (MAR's denoiser), "gaussian" (MSE)
     head_width: int = 1024
     head_depth: int = 6
     noise_dim: int = 64
+    noise: str = "uniform"  # the generator's noise: "uniform" on [-1/2, 1/2] (EAR) or "gaussian" (paper Table 3)
     score_batch_mul: int = 2  # pairs per token: the head draws 2 x score_batch_mul samples
     beta: float = 1.0  # energy-score exponent (the paper's alpha), in (0, 2)
     train_temperature: float = 1.0  # tau_train: weight of the spread term (1 = strictly proper)

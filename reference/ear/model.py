@@ -103,9 +103,13 @@ def build_head(config: ModelConfig) -> nn.Module:
     ``"implicit"`` is EAR's MLP generator: uniform noise in ``[-0.5, 0.5]^noise_dim`` enters through AdaLN,
     trained with the energy score (exponent ``beta``) on ``score_batch_mul`` disjoint sample pairs per token,
     with the spread term weighted by ``train_temperature`` (EAR's tau_train; 1 is strictly proper).
-    ``"diffusion"`` is MAR's denoiser (diffusion loss), for comparison.
+    ``"noise"`` picks the generator's noise (``"uniform"``, EAR's, or ``"gaussian"``, the paper's Table 3).
+    ``"diffusion"`` is MAR's denoiser (diffusion loss), for comparison. ``"gaussian"`` is the paper's Gaussian
+    Transformer (Section 5.4): a residual-MLP read-out of the mean (``head_width``, ``head_depth``) with a fixed
+    unit standard deviation, trained with the log score of ``N(mu, I)``, i.e. half the squared error plus a
+    constant (the MSE loss); its sampling temperature is the inference standard deviation.
     """
-    from scoringrules_torch.heads import DiffusionHead, ImplicitGeneratorHead
+    from scoringrules_torch.heads import DiffusionHead, GaussianHead, ImplicitGeneratorHead
 
     if config.head == "implicit":
         return ImplicitGeneratorHead(
@@ -114,7 +118,7 @@ def build_head(config: ModelConfig) -> nn.Module:
             width=config.head_width,
             depth=config.head_depth,
             noise_dim=config.noise_dim,
-            noise="uniform",
+            noise=config.noise,
             num_samples=2 * config.score_batch_mul,
             score="energy",
             beta=config.beta,
@@ -130,7 +134,18 @@ def build_head(config: ModelConfig) -> nn.Module:
             num_sampling_steps=config.diffusion_steps,
             num_samples=config.score_batch_mul,
         )
-    raise ValueError(f"model.head must be 'implicit' or 'diffusion'; got {config.head!r}")
+    if config.head == "gaussian":
+        return GaussianHead(
+            config.token_dim,
+            config.width,
+            std=1.0,
+            score="log",
+            hidden=config.head_width,
+            depth=config.head_depth,
+        )
+    raise ValueError(
+        f"model.head must be 'implicit', 'diffusion' or 'gaussian'; got {config.head!r}"
+    )
 
 
 def sampling_plan(

@@ -1,0 +1,1 @@
+"""Experiments on the reference EAR (ablations of the paper's findings)."""
