@@ -44,13 +44,21 @@ __all__ = ["EAR", "Block", "build_head", "build_model", "sampling_plan", "param_
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection (bias) and ``scaled_dot_product_attention``."""
+    """Multi-head self-attention with a fused qkv projection (bias).
 
-    def __init__(self, dim: int, num_heads: int, attn_drop: float, proj_drop: float) -> None:
+    ``sdpa=True`` uses ``torch.nn.functional.scaled_dot_product_attention``, which picks the flash or
+    memory-efficient kernels on GPUs; ``sdpa=False`` is the explicit ``softmax(q k^T / sqrt(d)) v`` (softmax in
+    float32 or wider), kept as the plain reference path.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, attn_drop: float, proj_drop: float, sdpa: bool = True
+    ) -> None:
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f"width {dim} must be divisible by num_heads {num_heads}")
         self.num_heads = num_heads
+        self.sdpa = sdpa
         self.qkv = nn.Linear(dim, 3 * dim, bias=True)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
@@ -63,7 +71,16 @@ class Attention(nn.Module):
         )
         q, k, v = qkv.unbind(0)
         p = self.attn_drop if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
+        if self.sdpa:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
+        else:
+            wide = torch.promote_types(q.dtype, torch.float32)
+            scores = (q @ k.transpose(-2, -1)).to(wide) * (q.shape[-1] ** -0.5)
+            if causal:
+                keep = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+                scores = scores.masked_fill(~keep, float("-inf"))
+            attn = F.dropout(scores.softmax(dim=-1), p=p).to(v.dtype)
+            out = attn @ v
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, t, c)))
 
 
@@ -84,11 +101,17 @@ class Block(nn.Module):
     """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, attn_drop: float, proj_drop: float
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        attn_drop: float,
+        proj_drop: float,
+        sdpa: bool = True,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, attn_drop, proj_drop)
+        self.attn = Attention(dim, num_heads, attn_drop, proj_drop, sdpa)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
 
@@ -227,7 +250,7 @@ class EAR(nn.Module):
         self.mask_token = None if c.causal else nn.Parameter(torch.zeros(1, 1, c.width))
         self.pos_embed = nn.Parameter(torch.zeros(1, c.buffer_size + c.num_tokens, c.width))
         self.blocks = nn.ModuleList(
-            Block(c.width, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout)
+            Block(c.width, c.num_heads, c.mlp_ratio, c.attn_dropout, c.proj_dropout, c.sdpa)
             for _ in range(c.depth)
         )
         self.norm = nn.LayerNorm(c.width, eps=1e-6)
@@ -306,11 +329,27 @@ class EAR(nn.Module):
         if self.training:  # (also with p = 0, so that the null class is in the graph for DDP)
             null = torch.rand(b, device=tokens.device) < self.config.label_drop_prob
         z = self.backbone(tokens, mask, self.class_vectors(labels, null))
-        # the masked mean over all positions equals the plain mean over the masked ones; selecting them first
-        # skips the head's work on visible tokens
-        return self.head.loss(z[mask], tokens[mask])
+        if self.config.head_on_masked_only:
+            # the masked mean over all positions equals the plain mean over the masked ones; selecting them
+            # first skips the head's work on visible tokens
+            return self.head.loss(z[mask], tokens[mask])
+        return self.head.loss(z, tokens, mask)
 
     # -- sampling -------------------------------------------------------------------------------------
+    def compile_for_sampling(self, **compile_kwargs) -> EAR:
+        """Compile, in place, what sampling runs: each backbone block and the head's network.
+
+        The head is compiled with ``dynamic=True`` (the number of tokens predicted changes from step to step);
+        parameters and ``state_dict`` keys are unchanged. Compile the model you sample with (e.g. the EMA
+        copy); a ``copy.deepcopy`` of a compiled model is not supported. Returns ``self``.
+        """
+        for blk in self.blocks:
+            blk.compile(**compile_kwargs)
+        # a diffusion head runs its denoiser ``net`` many times per call; other heads run their forward once
+        net = getattr(self.head, "net", None)
+        (net if isinstance(net, nn.Module) else self.head).compile(dynamic=True, **compile_kwargs)
+        return self
+
     @torch.no_grad()
     def sample(
         self,

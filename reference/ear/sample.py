@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_ema:
         model = ema_model(model, payload["ema"])
     model = model.to(d.device).eval()
+    if sc.compile:
+        model.compile_for_sampling()
     data = TrainData.__new__(TrainData)  # decoder only: no training data needed
     _init_decoder(data, config, d)
 

@@ -41,7 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from reference.ear.configs import RunConfig, apply_overrides, preset
+from reference.ear.configs import RunConfig, TrainConfig, apply_overrides, preset
 from reference.ear.data import StepBatches, to_unit_range
 from reference.ear.model import EAR, build_model, param_groups
 
@@ -53,6 +53,11 @@ __all__ = [
     "train",
     "main",
     "load_checkpoint",
+    "configure_backends",
+    "precision_context",
+    "build_optimizer",
+    "fused_adamw_supported",
+    "compile_training",
 ]
 
 
@@ -143,6 +148,12 @@ class TrainData:
             else:
                 self.dataset = ImageFolder(dc.data_dir, image_size=dc.image_size, flip=dc.flip)
             vae = load_vae(dc.vae_path, AutoencoderKL(dc.vae_embed_dim)).to(d.device)
+            # channels-last convolutions for the VAE encoder on raw images (GPU only; train.channels_last)
+            self.channels_last = (
+                dc.dataset == "imagenet" and d.device.type == "cuda" and config.train.channels_last
+            )
+            if self.channels_last:
+                vae = vae.to(memory_format=torch.channels_last)
             self.tokenizer = KLTokenizer(vae, scale=dc.vae_scale, patch_size=dc.patch_size)
             self.n = len(self.dataset)
         else:
@@ -161,6 +172,8 @@ class TrainData:
         if dc.dataset == "imagenet_cached":
             return self.tokenizer.moments_to_tokens(batch, sample=True)
         if dc.dataset == "imagenet":
+            if getattr(self, "channels_last", False):
+                batch = batch.contiguous(memory_format=torch.channels_last)
             return self.tokenizer.encode(batch, sample=True)
         if dc.flip:
             flip = torch.rand(batch.shape[0], device=batch.device) < 0.5
@@ -342,6 +355,58 @@ def plot_loss(csv_path: Path, png_path: Path) -> None:
     os.replace(tmp, png_path)
 
 
+# -- fast paths (switchable from TrainConfig) -----------------------------------------------------------------
+def configure_backends(tc: TrainConfig, device: torch.device) -> None:
+    """Process-wide CUDA settings of the training script: TF32 matmuls and convolutions (``train.tf32``).
+
+    Only the training script calls this; importing the library or the model never changes global state.
+    """
+    if device.type == "cuda" and tc.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def precision_context(tc: TrainConfig, device: torch.device):
+    """``(autocast context, uses_bf16)`` for ``train.precision``: bf16 autocast needs no loss scaler."""
+    if tc.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"train.precision must be auto, bf16 or fp32; got {tc.precision!r}")
+    use_bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16), True
+    return contextlib.nullcontext(), False
+
+
+def fused_adamw_supported(device: torch.device) -> bool:
+    """Whether this torch has a fused AdamW kernel for ``device`` (CUDA, and CPU since torch 2.4)."""
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+        return (major, minor) >= (2, 4)
+    return False
+
+
+def build_optimizer(groups: list[dict], lr: float, tc: TrainConfig, device: torch.device):
+    """AdamW over the parameter groups; the fused kernel when ``train.fused_optimizer`` and supported."""
+    fused = bool(tc.fused_optimizer) and fused_adamw_supported(device)
+    kwargs = {"fused": True} if fused else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(tc.betas), weight_decay=0.0, **kwargs)
+
+
+def compile_training(module: nn.Module, setting: bool | str) -> nn.Module:
+    """``train.compile``: the module itself (False), ``torch.compile(module)`` (True) or with a named backend.
+
+    The compiled wrapper shares the parameters of ``module``; checkpoints and the EMA read ``module`` itself.
+    """
+    if setting is False or setting is None:
+        return module
+    if setting is True:
+        return torch.compile(module)
+    if isinstance(setting, str):
+        return torch.compile(module, backend=setting)
+    raise ValueError(f"train.compile must be true, false or a backend name; got {setting!r}")
+
+
 # -- the training loop -------------------------------------------------------------------------------------
 def train(
     config: RunConfig,
@@ -377,7 +442,7 @@ def train(
         seed=tc.seed,
     )
     base_lr = tc.lr if tc.lr is not None else tc.blr * batches.global_batch / 256
-    optimizer = torch.optim.AdamW(groups, lr=base_lr, betas=tuple(tc.betas), weight_decay=0.0)
+    optimizer = build_optimizer(groups, base_lr, tc, d.device)
     total_steps = max(1, math.ceil(tc.epochs * batches.steps_per_epoch))
     if tc.max_steps is not None:
         total_steps = min(total_steps, tc.max_steps)
@@ -412,14 +477,8 @@ def train(
                 flush=True,
             )
 
-    use_bf16 = tc.precision == "bf16" or (tc.precision == "auto" and d.device.type == "cuda")
-    if tc.precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"train.precision must be auto, bf16 or fp32; got {tc.precision!r}")
-    autocast = (
-        torch.autocast(device_type=d.device.type, dtype=torch.bfloat16)
-        if use_bf16
-        else contextlib.nullcontext()
-    )
+    autocast, use_bf16 = precision_context(tc, d.device)
+    configure_backends(tc, d.device)
     ddp = (
         nn.parallel.DistributedDataParallel(
             model, device_ids=[d.local_rank] if d.device.type == "cuda" else None
@@ -427,6 +486,7 @@ def train(
         if d.enabled
         else model
     )
+    forward = compile_training(ddp, tc.compile)
     params = [p for p in model.parameters() if p.requires_grad]
     ema_names = [n for n, p in model.named_parameters() if p.requires_grad]
     ema_list = [ema[n] for n in ema_names]
@@ -508,10 +568,11 @@ def train(
         loss_sum = torch.zeros((), device=d.device)
         for j, (tokens, labels) in enumerate(micro):
             sync = j == len(micro) - 1
-            ctx = ddp.no_sync() if (d.enabled and not sync) else contextlib.nullcontext()
+            skip_sync = d.enabled and tc.ddp_no_sync and not sync
+            ctx = ddp.no_sync() if skip_sync else contextlib.nullcontext()
             with ctx:
                 with autocast:
-                    loss = ddp(tokens, labels)
+                    loss = forward(tokens, labels)
                 (loss / len(micro)).backward()
             loss_sum += loss.detach().float()
         loss_mean = loss_sum / max(1, len(micro))
@@ -743,6 +804,8 @@ def main(argv: list[str] | None = None) -> dict:
     if not d.main:
         return result
     model = ema_model(result["model"], result["ema"])
+    if config.sample.compile:
+        model.compile_for_sampling()
     sample_grid(model, result["data"], config, run_dir / "samples.png", d.device)
     print(f"[train] sample grid: {run_dir / 'samples.png'}", flush=True)
     if config.eval.enabled and not args.no_eval:

@@ -1,4 +1,7 @@
-"""Run by ``test_ear_train.py`` under torchrun: train the tiny preset with DDP, save each rank's parameters."""
+"""Run by the EAR tests under torchrun: train the tiny preset with DDP, save each rank's parameters.
+
+Arguments: the run folder, then any number of extra ``section.field=value`` overrides.
+"""
 
 import sys
 from pathlib import Path
@@ -30,6 +33,7 @@ if __name__ == "__main__":
             "--set",
             "train.log_every=1",
             "--no-eval",
+            *[arg for item in sys.argv[2:] for arg in ("--set", item)],
         ]
     )
     rank = result["dist"].rank
