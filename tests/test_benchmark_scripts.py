@@ -19,3 +19,31 @@ def test_bench_scores_quick_runs_and_reports_ratios(tmp_path):
         assert peer in text
     assert "Ratios" in text and "faster" in text
     assert (tmp_path / "r.json").exists()
+
+
+def test_bench_ear_tiny_measures_every_variant_and_both_heads(tmp_path):
+    import json
+
+    out, js = tmp_path / "ear.md", tmp_path / "ear.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(ROOT / "benchmarks" / "bench_ear.py"), "--size", "tiny", "--threads", "1",
+            "--variants", "plain,default", "--steps", "2", "--warmup", "1", "--sample-images", "4",
+            "--num-iter", "2", "--diffusion-steps", "5", "--matmul-n", "256", "--output", str(out),
+            "--json", str(js),
+        ],
+        capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(js.read_text())
+    plain, default = res["training"]["plain"], res["training"]["default"]
+    for r in (plain, default):
+        assert r["model_flops_per_step"] > 0 and r["images_per_s"] > 0
+        assert abs(r["mfu"] - r["model_flops_per_s"] / r["peak_flops_used"]) < 1e-12
+        assert r["tokens_per_s"] == r["images_per_s"] * 4  # the tiny preset has 4 tokens per image
+    # the plain path runs the head on every position, the default only on the masked ones (same masks; with
+    # 4 tokens a step often masks all of them, so the counts may tie)
+    assert plain["model_flops_per_step"] >= default["model_flops_per_step"]
+    s = res["sampling"]
+    assert s["latency_ratio"] == s["diffusion_seconds_per_image"] / s["implicit_seconds_per_image"]
+    assert "| plain |" in out.read_text() and "head only" in out.read_text()
