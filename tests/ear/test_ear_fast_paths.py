@@ -237,3 +237,23 @@ def test_build_optimizer_picks_fused_or_foreach():
     tc.fused_optimizer = False
     opt = build_optimizer([{"params": p}], 1e-3, tc, torch.device("cpu"))
     assert not opt.param_groups[0]["fused"] and opt.param_groups[0]["foreach"]
+
+
+def test_head_on_masked_positions_only_skips_the_head_work_on_visible_tokens():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a, b = _pair({}, {"head_on_masked_only": False})
+    fixed = torch.tensor([[True, False, True, False]] * 6)  # half of the tokens masked
+    flops = []
+    for m in (a, b):
+        m.random_mask = lambda batch, device: fixed
+        with FlopCounterMode(display=False) as fc:
+            m(torch.randn(6, 4, 16), torch.randint(0, 10, (6,))).backward()
+        flops.append(fc.get_total_flops())
+    head_all = flops[1] - flops[0]  # the head's extra work on the 12 visible tokens
+    assert head_all > 0
+    # the head's work is linear in the positions it sees: 12 masked tokens cost what 12 visible ones do
+    with FlopCounterMode(display=False) as fc:
+        z = torch.randn(12, a.config.width, requires_grad=True)
+        a.head.loss(z, torch.randn(12, 16)).backward()
+    assert head_all == fc.get_total_flops()
