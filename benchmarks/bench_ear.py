@@ -52,7 +52,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from reference.ear.configs import RunConfig, apply_overrides, preset
 from reference.ear.model import build_model, param_groups
-from reference.ear.train import build_optimizer, compile_training, configure_backends, precision_context
+from reference.ear.train import (
+    build_optimizer,
+    compile_training,
+    configure_backends,
+    precision_context,
+)
 
 VARIANTS = {
     "plain": [
@@ -72,7 +77,9 @@ def size_config(size: str) -> RunConfig:
     if size in ("demo", "tiny"):
         return preset(size)
     if size == "ear_b":
-        return apply_overrides(preset("ear_b"), ["train.batch_size=64", "train.accumulation_steps=1"])
+        return apply_overrides(
+            preset("ear_b"), ["train.batch_size=64", "train.accumulation_steps=1"]
+        )
     if size == "ear_b_reduced":
         return apply_overrides(
             preset("ear_b"),
@@ -199,12 +206,22 @@ def bench_sampling(
     compile_sampler: bool,
 ) -> dict:
     """Seconds per image (CFG 3, linear) for the implicit and the diffusion head on the same backbone."""
-    out = {"num_images": num_images, "num_iter": num_iter, "diffusion_steps": diffusion_steps, "cfg": 3.0}
+    out = {
+        "num_images": num_images,
+        "num_iter": num_iter,
+        "diffusion_steps": diffusion_steps,
+        "cfg": 3.0,
+    }
     use_bf16 = precision_context(config.train, device)[1]
     autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if use_bf16
+        else contextlib.nullcontext()
     )
-    heads = {"implicit": ["model.head=implicit"], "diffusion": ["model.head=diffusion", f"model.diffusion_steps={diffusion_steps}"]}
+    heads = {
+        "implicit": ["model.head=implicit"],
+        "diffusion": ["model.head=diffusion", f"model.diffusion_steps={diffusion_steps}"],
+    }
     labels = torch.arange(num_images, device=device) % config.model.num_classes
     for name, sets in heads.items():
         cfg = apply_overrides(config, sets)
@@ -231,7 +248,9 @@ def bench_sampling(
             _sync(device)
         out[f"{name}_head_seconds_per_image"] = (time.perf_counter() - t) / num_images
     out["latency_ratio"] = out["diffusion_seconds_per_image"] / out["implicit_seconds_per_image"]
-    out["head_latency_ratio"] = out["diffusion_head_seconds_per_image"] / out["implicit_head_seconds_per_image"]
+    out["head_latency_ratio"] = (
+        out["diffusion_head_seconds_per_image"] / out["implicit_head_seconds_per_image"]
+    )
     return out
 
 
@@ -242,7 +261,9 @@ def machine(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
     except OSError:
         pass
     return (
@@ -290,20 +311,39 @@ def to_markdown(res: dict) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", default="demo", help="demo, ear_b_reduced, ear_b, or tiny (smoke test)")
+    p.add_argument(
+        "--size", default="demo", help="demo, ear_b_reduced, ear_b, or tiny (smoke test)"
+    )
     p.add_argument("--device", default="cpu")
-    p.add_argument("--variants", default="plain,default", help="comma-separated: plain, default, compiled")
-    p.add_argument("--set", action="append", default=[], help="extra config override for every variant")
+    p.add_argument(
+        "--variants", default="plain,default", help="comma-separated: plain, default, compiled"
+    )
+    p.add_argument(
+        "--set", action="append", default=[], help="extra config override for every variant"
+    )
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--sample-images", type=int, default=None, help="images per sampler call (default: by size)")
-    p.add_argument("--num-iter", type=int, default=None, help="AR steps (default 64, or the token count if fewer)")
+    p.add_argument(
+        "--sample-images", type=int, default=None, help="images per sampler call (default: by size)"
+    )
+    p.add_argument(
+        "--num-iter",
+        type=int,
+        default=None,
+        help="AR steps (default 64, or the token count if fewer)",
+    )
     p.add_argument("--diffusion-steps", type=int, default=100)
-    p.add_argument("--sample-compile", action="store_true", help="compile the sampler (compile_for_sampling)")
+    p.add_argument(
+        "--sample-compile", action="store_true", help="compile the sampler (compile_for_sampling)"
+    )
     p.add_argument("--no-sampling", action="store_true")
-    p.add_argument("--matmul-n", type=int, default=None, help="peak matmul size (default 1024 CPU, 8192 GPU)")
+    p.add_argument(
+        "--matmul-n", type=int, default=None, help="peak matmul size (default 1024 CPU, 8192 GPU)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--output", default=None, help="Markdown file to append to (default: print only)")
+    p.add_argument(
+        "--output", default=None, help="Markdown file to append to (default: print only)"
+    )
     p.add_argument("--json", default=None, help="JSON file to write")
     return p.parse_args(argv)
 
@@ -338,9 +378,9 @@ def main(argv=None) -> dict:
             continue
         var_peak = peak["peak_flops"]
         if r["bf16"] != bf16:  # MFU against the peak of the dtype this variant computes in
-            var_peak = measure_peak(device, torch.bfloat16 if r["bf16"] else torch.float32, peak["matmul_n"])[
-                "peak_flops"
-            ]
+            var_peak = measure_peak(
+                device, torch.bfloat16 if r["bf16"] else torch.float32, peak["matmul_n"]
+            )["peak_flops"]
         r["mfu"] = r["model_flops_per_s"] / var_peak
         r["peak_flops_used"] = var_peak
         res["training"][name] = r
@@ -348,7 +388,9 @@ def main(argv=None) -> dict:
     if not args.no_sampling:
         m = base.model
         num_iter = args.num_iter or min(64, m.num_tokens)
-        n_img = args.sample_images or (64 if device.type == "cuda" else {"demo": 50}.get(args.size, 2))
+        n_img = args.sample_images or (
+            64 if device.type == "cuda" else {"demo": 50}.get(args.size, 2)
+        )
         cfg = apply_overrides(base, VARIANTS[names[-1]])
         res["sampling"] = bench_sampling(
             cfg,

@@ -55,7 +55,9 @@ class ModelConfig:
     causal: bool = False  # causal attention + raster order + teacher forcing (paper Table 5)
     grad_checkpointing: bool = False
     sdpa: bool = True  # fused scaled_dot_product_attention (flash / memory-efficient on GPU); False: explicit
-    head_on_masked_only: bool = True  # run the head's loss only on the masked positions (the loss uses no other)
+    head_on_masked_only: bool = (
+        True  # run the head's loss only on the masked positions (the loss uses no other)
+    )
     head: str = "implicit"  # "implicit" (EAR's MLP generator), "diffusion" (MAR's denoiser), "gaussian" (MSE)
     head_width: int = 1024
     head_depth: int = 6
@@ -102,12 +104,24 @@ class TrainConfig:
     grad_clip: float = 3.0
     ema_rate: float = 0.9999
     seed: int = 1
-    precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32 (no loss scaler needed)
-    compile: bool | str = False  # torch.compile the training forward (model + head); a string names a backend
-    fused_optimizer: bool = True  # fused AdamW kernel where the device supports it (else the foreach one)
-    ddp_no_sync: bool = True  # skip the gradient all-reduce on intermediate accumulation micro-steps
-    tf32: bool = True  # CUDA only: TF32 matmuls / convolutions (set by the training script, never at import)
-    channels_last: bool = True  # CUDA only: channels-last memory format for the VAE encoder (raw images)
+    precision: str = (
+        "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32 (no loss scaler needed)
+    )
+    compile: bool | str = (
+        False  # torch.compile the training forward (model + head); a string names a backend
+    )
+    fused_optimizer: bool = (
+        True  # fused AdamW kernel where the device supports it (else the foreach one)
+    )
+    ddp_no_sync: bool = (
+        True  # skip the gradient all-reduce on intermediate accumulation micro-steps
+    )
+    tf32: bool = (
+        True  # CUDA only: TF32 matmuls / convolutions (set by the training script, never at import)
+    )
+    channels_last: bool = (
+        True  # CUDA only: channels-last memory format for the VAE encoder (raw images)
+    )
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     max_train_minutes: float | None = None  # wall-clock safety cap for the training loop
     log_every: int = 50
@@ -130,7 +144,9 @@ class SampleConfig:
     batch_size: int = 128  # images per sampler call (per process)
     num_images: int = 50000
     grid_per_class: int = 10  # columns of the PNG grid (rows are classes, at most 10 shown)
-    compile: bool = False  # torch.compile the backbone blocks and the head for sampling (dynamic shapes)
+    compile: bool = (
+        False  # torch.compile the backbone blocks and the head for sampling (dynamic shapes)
+    )
 
 
 @dataclass

@@ -18,3 +18,27 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def run_ddp_tiny():
+    """A function ``(run_dir, *overrides)`` that trains the tiny preset in 2 gloo processes (``ddp_worker.py``)."""
+    import os
+    import subprocess
+
+    def run(run_dir, *overrides):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "tests" / "ear" / "ddp_worker.py"),
+            str(run_dir),
+            *overrides,
+        ]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+    return run

@@ -2,8 +2,6 @@
 
 import csv
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -122,19 +120,8 @@ def test_lr_schedule_warmup_then_constant_or_cosine():
     assert cos[0] == 1.0 and all(b < a for a, b in zip(cos, cos[1:], strict=False))
 
 
-def test_two_process_gloo_ddp_keeps_parameters_in_sync(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(ROOT / "tests" / "ear" / "ddp_worker.py"),
-        str(tmp_path),
-    ]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+def test_two_process_gloo_ddp_keeps_parameters_in_sync(tmp_path, run_ddp_tiny):
+    run_ddp_tiny(tmp_path)
     p0 = torch.load(tmp_path / "params-rank0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "params-rank1.pt", weights_only=True)
     init = ear_model.build_model(

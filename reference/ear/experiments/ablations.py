@@ -167,8 +167,8 @@ def run_prep(opts: dict) -> dict:
     """Train (and cache) the evaluator's classifier; Inception features of the real reference sets."""
     from reference.ear.evaluate import (
         _balanced,
-        gaussian_stats,
         frechet_distance,
+        gaussian_stats,
         inception_features,
         inception_network,
         reference_split,
@@ -202,7 +202,9 @@ def run_prep(opts: dict) -> dict:
         f_ref = inception_features(net, xte[ref])
         f_floor = inception_features(net, xte[floor])
         torch.save({"ref": f_ref, "floor": f_floor}, work / "inception_reference.pt")
-        out["inception_fid_floor"] = frechet_distance(*gaussian_stats(f_floor), *gaussian_stats(f_ref))
+        out["inception_fid_floor"] = frechet_distance(
+            *gaussian_stats(f_floor), *gaussian_stats(f_ref)
+        )
         out["inception_seconds"] = round(time.time() - t0, 1)
     return out
 
@@ -222,7 +224,8 @@ def run_train(opts: dict, job: TrainJob) -> dict:
         "steps": result["final_step"],
         "train_seconds": round(result["train_seconds"], 1),
         "seconds_per_step": round(
-            result["train_seconds"] / max(1, result["final_step"] - (opts["steps"] if job.resume else 0)),
+            result["train_seconds"]
+            / max(1, result["final_step"] - (opts["steps"] if job.resume else 0)),
             4,
         ),
         "final_loss": losses["loss"][-1] if losses["loss"] else None,
@@ -289,7 +292,9 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
     grid_dir.mkdir(parents=True, exist_ok=True)
     per = n // config.model.num_classes
     cols = min(per, 8)
-    show = torch.cat([torch.arange(c * per, c * per + cols) for c in range(config.model.num_classes)])
+    show = torch.cat(
+        [torch.arange(c * per, c * per + cols) for c in range(config.model.num_classes)]
+    )
     save_grid(images[show], grid_dir / f"{job.name}.png", ncol=cols)
     metrics = score_images(images, labels, config, work, inception=False, verbose=False)
     metrics.pop("class_accuracy_per_class", None)
@@ -311,7 +316,9 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
         idx = _balanced(labels, k, config.model.num_classes, 0)
         feats = inception_features(inception_network(), images[idx])
         metrics["inception_n"] = len(idx)
-        metrics["inception_fid"] = frechet_distance(*gaussian_stats(feats), *gaussian_stats(ref["ref"]))
+        metrics["inception_fid"] = frechet_distance(
+            *gaussian_stats(feats), *gaussian_stats(ref["ref"])
+        )
         metrics["inception_fid_floor"] = frechet_distance(
             *gaussian_stats(ref["floor"]), *gaussian_stats(ref["ref"])
         )
@@ -441,7 +448,12 @@ def _section_rows(plan: Plan, results: dict) -> dict[str, list[str]]:
 
     def add(finding: str, run: str, cfg: float, t: float, ds: int | None = None):
         for name, job in e.items():
-            if job.run == run and job.cfg == cfg and job.temperature == t and job.diffusion_steps == ds:
+            if (
+                job.run == run
+                and job.cfg == cfg
+                and job.temperature == t
+                and job.diffusion_steps == ds
+            ):
                 rows[finding].append(name)
 
     for r in ("ear", "alpha1.5", "alpha2"):
@@ -541,7 +553,12 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
 
     def ev(run, cfg, t, ds=None):
         for name, job in plan.evals.items():
-            if job.run == run and job.cfg == cfg and job.temperature == t and job.diffusion_steps == ds:
+            if (
+                job.run == run
+                and job.cfg == cfg
+                and job.temperature == t
+                and job.diffusion_steps == ds
+            ):
                 r = results.get(f"eval/{name}", {})
                 return r if "classifier_fd" in r else None
         return None
@@ -555,7 +572,12 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
         pts = [(a, r["classifier_fd"]) for a, r in pts if r]
         if pts:
             ax.plot(*zip(*pts, strict=True), mk, label=f"CFG {cfg:g}")
-    ax.set(xlabel="energy exponent alpha", ylabel="classifier FD (log)", yscale="log", title="Table 2: alpha")
+    ax.set(
+        xlabel="energy exponent alpha",
+        ylabel="classifier FD (log)",
+        yscale="log",
+        title="Table 2: alpha",
+    )
     ax.legend()
     # gaussian
     ax = axes[0, 1]
@@ -567,7 +589,12 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
         r = ev("ear", cfg, 0.7)
         if r:
             ax.axhline(r["classifier_fd"], ls=ls, color="k", label=f"EAR, CFG {cfg:g}")
-    ax.set(xlabel="inference std sigma", ylabel="classifier FD (log)", yscale="log", title="Figure 4: Gaussian head")
+    ax.set(
+        xlabel="inference std sigma",
+        ylabel="classifier FD (log)",
+        yscale="log",
+        title="Figure 4: Gaussian head",
+    )
     ax.legend()
     # head lr: loss curves
     ax = axes[0, 2]
@@ -613,7 +640,11 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
     r = ev("ear", 3.0, 0.7)
     if r:
         ax.plot([r["seconds_per_image"]], [r["classifier_fd"]], "r*", ms=14, label="implicit (EAR)")
-    ax.set(xlabel="seconds per image (CPU, 1 thread)", ylabel="classifier FD", title="Figure 2: speed vs quality")
+    ax.set(
+        xlabel="seconds per image (CPU, 1 thread)",
+        ylabel="classifier FD",
+        title="Figure 2: speed vs quality",
+    )
     ax.legend()
     fig.tight_layout()
     path = out / "ablations.png"
@@ -653,14 +684,27 @@ def _meta(args, config) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="demo", help="demo (default) or tiny (smoke test on sklearn digits)")
+    p.add_argument(
+        "--preset", default="demo", help="demo (default) or tiny (smoke test on sklearn digits)"
+    )
     p.add_argument("--steps", type=int, default=800, help="optimizer steps of every training run")
-    p.add_argument("--finetune-steps", type=int, default=200, help="steps of the tau_train continuations")
+    p.add_argument(
+        "--finetune-steps", type=int, default=200, help="steps of the tau_train continuations"
+    )
     p.add_argument("--n", type=int, default=1000, help="samples per evaluation (a multiple of 20)")
-    p.add_argument("--n-inception", type=int, default=300, help="class-balanced subset for Inception FID")
+    p.add_argument(
+        "--n-inception", type=int, default=300, help="class-balanced subset for Inception FID"
+    )
     p.add_argument("--no-inception", action="store_true", help="skip Inception FID")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (1 torch thread each); 0 = inline")
-    p.add_argument("--work-dir", default="runs/ablations", help="checkpoints, samples, cached job results")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="parallel processes (1 torch thread each); 0 = inline",
+    )
+    p.add_argument(
+        "--work-dir", default="runs/ablations", help="checkpoints, samples, cached job results"
+    )
     p.add_argument(
         "--results",
         default=str(Path(__file__).resolve().parent / "results"),
