@@ -733,8 +733,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--threads",
         default="auto",
-        help="torch CPU threads: a number, or auto (all cores minus the 1-minute load average, at least 1; "
-        "OMP_NUM_THREADS wins when set)",
+        help="torch CPU threads: a number, or auto (the cores not busy during one second before training, at "
+        "least 1; OMP_NUM_THREADS wins when set)",
     )
     return p.parse_args(argv)
 
@@ -756,12 +756,42 @@ def make_config(args: argparse.Namespace) -> RunConfig:
     return apply_overrides(config, overrides)
 
 
+def _busy_cores(interval: float = 1.0) -> float | None:
+    """Cores busy with other work right now: the non-idle share of ``/proc/stat`` over ``interval`` seconds.
+
+    ``None`` where ``/proc/stat`` is missing (not Linux). Unlike the 1-minute load average, this does not
+    count work that has just ended (e.g. the ``pip install`` before the demo).
+    """
+
+    def read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        if len(fields) < 5:
+            return None
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]), idle
+
+    a = read()
+    if a is None:
+        return None
+    time.sleep(interval)
+    b = read()
+    if b is None or b[0] <= a[0]:
+        return None
+    busy_share = 1.0 - (b[1] - a[1]) / (b[0] - a[0])
+    return max(0.0, busy_share) * (os.cpu_count() or 1)
+
+
 def _set_cpu_threads(threads: str) -> None:
     """Pick torch's intra-op thread count for a single CPU process.
 
     Torch threads that share cores with other busy processes wait on each other at every parallel region: on a
     2-core machine with one other busy process, 2 threads ran a demo step 5-10x slower than 1 thread. ``auto``
-    therefore uses the cores not already busy (1-minute load average), at least one.
+    therefore uses the cores not busy during one second before training (``/proc/stat``; the 1-minute load
+    average where that is not available), at least one.
     """
     if threads != "auto":
         torch.set_num_threads(max(1, int(threads)))
@@ -769,14 +799,18 @@ def _set_cpu_threads(threads: str) -> None:
     if "OMP_NUM_THREADS" in os.environ:
         return
     cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return
-    n = max(1, min(cores, cores - round(load)))
+    busy = _busy_cores()
+    how = "busy over the last second"
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return
+        how = "1-minute load average"
+    n = max(1, min(cores, cores - round(busy)))
     torch.set_num_threads(n)
     print(
-        f"[train] {n} torch thread(s): {cores} cores, 1-minute load average {load:.2f} "
+        f"[train] {n} torch thread(s): {cores} cores, {busy:.2f} {how} "
         "(set --threads or OMP_NUM_THREADS to override)",
         flush=True,
     )

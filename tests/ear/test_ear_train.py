@@ -2,6 +2,7 @@
 
 import csv
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,17 @@ def test_auto_threads_leave_busy_cores_alone(monkeypatch):
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(train_mod.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(
+        train_mod, "_busy_cores", lambda: 1.3
+    )  # another process on one core right now
+    train_mod._set_cpu_threads("auto")
+    assert torch.get_num_threads() == 1
+    monkeypatch.setattr(train_mod, "_busy_cores", lambda: 0.05)
+    train_mod._set_cpu_threads("auto")
+    assert torch.get_num_threads() == 2
+    monkeypatch.setattr(
+        train_mod, "_busy_cores", lambda: None
+    )  # no /proc/stat: the load average decides
     monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
     train_mod._set_cpu_threads("auto")
     assert torch.get_num_threads() == 1
@@ -187,6 +199,30 @@ def test_auto_threads_leave_busy_cores_alone(monkeypatch):
     assert torch.get_num_threads() == 2
     train_mod._set_cpu_threads("3")
     assert torch.get_num_threads() == 3
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")
+def test_busy_cores_sees_a_busy_process():
+    import multiprocessing as mp
+
+    from reference.ear import train as train_mod
+
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    proc = ctx.Process(target=_spin, args=(stop,))
+    proc.start()
+    try:
+        time.sleep(0.5)
+        busy = train_mod._busy_cores(interval=1.0)
+    finally:
+        stop.set()
+        proc.join()
+    assert busy is not None and 0.7 <= busy <= os.cpu_count()
+
+
+def _spin(stop) -> None:
+    while not stop.is_set():
+        pass
 
 
 def test_stage2_preset_and_explicit_preset_on_resume(tmp_path):
