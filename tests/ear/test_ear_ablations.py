@@ -1,0 +1,94 @@
+"""The ablation sweep script: equal budgets, every finding in the table, cached jobs, a failure does not stop it."""
+
+import json
+
+from reference.ear.experiments import ablations
+
+
+def test_plan_gives_every_run_the_same_budget_and_changes_one_setting():
+    plan = ablations.make_plan(steps=100, finetune_steps=20)
+    fresh = {n: t for n, t in plan.trains.items() if t.resume is None}
+    assert {t.steps for t in fresh.values()} == {100}
+    assert fresh["ear"].overrides == []
+    assert all(len(t.overrides) == 1 for n, t in fresh.items() if n != "ear")
+    tau = [t for t in plan.trains.values() if t.resume == "ear"]
+    assert {t.steps for t in tau} == {120} and len(
+        tau
+    ) == 2  # tau_train 1 vs 0.99, same continuation
+    assert {e.run for e in plan.evals.values()} == set(plan.trains)
+
+
+def test_tiny_sweep_writes_every_section_and_reuses_cached_jobs(tmp_path):
+    argv = [
+        "--preset",
+        "tiny",
+        "--steps",
+        "3",
+        "--finetune-steps",
+        "2",
+        "--n",
+        "20",
+        "--no-inception",
+    ]
+    argv += [
+        "--workers",
+        "0",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--results",
+        str(tmp_path / "out"),
+    ]
+    out = ablations.main(argv)
+    errors = {k: v["error"] for k, v in out["results"].items() if "error" in v}
+    assert not errors
+    table = (tmp_path / "out" / "table.md").read_text()
+    for title in ablations._TITLES.values():
+        assert title in table
+    assert "failed" not in table
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["meta"]["steps"] == 3 and saved["meta"]["n"] == 20
+    assert (tmp_path / "out" / "ablations.png").stat().st_size > 10_000
+    # the tau_train continuations resumed from the baseline and ran 2 more steps
+    assert saved["results"]["train/ft_tau0.99"]["steps"] == 5
+    # a second call finds every job cached and runs nothing
+    again = ablations.main(argv)
+    assert again["meta"]["job_seconds_total"] == out["meta"]["job_seconds_total"]
+    assert again["meta"]["sweep_seconds_this_call"] < 5
+
+
+def test_a_failed_run_marks_its_evaluations_and_the_rest_goes_on(tmp_path, monkeypatch):
+    real = ablations.run_train
+
+    def flaky(opts, job):
+        if job.name == "alpha2":
+            raise RuntimeError("boom")
+        return real(opts, job)
+
+    monkeypatch.setattr(ablations, "run_train", flaky)
+    argv = [
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--finetune-steps",
+        "1",
+        "--n",
+        "20",
+        "--no-inception",
+    ]
+    argv += [
+        "--workers",
+        "0",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--results",
+        str(tmp_path / "out"),
+    ]
+    res = ablations.main(argv)["results"]
+    assert res["train/alpha2"]["error"] == "RuntimeError: boom"
+    assert res["eval/alpha2__cfg3_t0.7"]["error"] == "a dependency failed"
+    assert "classifier_fd" in res["eval/alpha1.5__cfg3_t0.7"]
+    assert "failed or missing" in (tmp_path / "out" / "table.md").read_text()
+    assert not (
+        tmp_path / "work" / "results" / "train" / "alpha2.json"
+    ).exists()  # retried next time
