@@ -9,7 +9,7 @@ def test_plan_gives_every_run_the_same_budget_and_changes_one_setting():
     plan = ablations.make_plan(steps=100, finetune_steps=20)
     fresh = {n: t for n, t in plan.trains.items() if t.resume is None}
     assert {t.steps for t in fresh.values()} == {100}
-    assert fresh["ear"].overrides == []
+    assert fresh["ear"].overrides == [] and fresh["ear_seed2"].overrides == ["train.seed=2"]
     assert all(len(t.overrides) == 1 for n, t in fresh.items() if n != "ear")
     tau = [t for t in plan.trains.values() if t.resume == "ear"]
     assert {t.steps for t in tau} == {120} and len(

@@ -6,7 +6,8 @@ scored with the reference evaluator (:mod:`reference.ear.evaluate`): class accur
 classifier-feature FD and pixel energy distance (each with its real-vs-real floor at the same ``n``), Inception FID
 on a class-balanced subset, and seconds per image.
 
-The findings (paper section in brackets):
+The findings (paper section in brackets), after a second seed of the baseline that shows how large a
+difference between two single runs must be to mean anything:
 
 1. ``alpha``: energy exponent 1.0 / 1.5 / 2.0 (Table 2: alpha = 2 is proper but not strictly proper and fails);
 2. ``gaussian``: a Gaussian head trained with MSE, sampled with a sweep of inference standard deviations, no CFG
@@ -51,7 +52,7 @@ import torch
 
 __all__ = ["Plan", "make_plan", "main"]
 
-FINDINGS = ["alpha", "gaussian", "noise", "head_lr", "temperature", "causal", "speed"]
+FINDINGS = ["seed", "alpha", "gaussian", "noise", "head_lr", "temperature", "causal", "speed"]
 
 
 # -- the plan: training runs and evaluations ------------------------------------------------------------------
@@ -70,6 +71,9 @@ class EvalJob:
     cfg: float
     temperature: float
     diffusion_steps: int | None = None
+    diffusion_clip: float | None = (
+        None  # clip the diffusion head's x0 predictions to [-c, c] (pixels: 1)
+    )
     inception: bool = False
     label: str = ""
 
@@ -83,9 +87,11 @@ class Plan:
         self.trains[name] = TrainJob(name, overrides, resume, steps)
 
     def eval(self, run: str, cfg: float, temperature: float, *, label: str, **kw) -> str:
-        name = f"{run}__cfg{cfg:g}_t{temperature:g}" + (
-            f"_ds{kw['diffusion_steps']}" if kw.get("diffusion_steps") else ""
-        )
+        name = f"{run}__cfg{cfg:g}_t{temperature:g}"
+        if kw.get("diffusion_steps"):
+            name += f"_ds{kw['diffusion_steps']}"
+        if kw.get("diffusion_clip") is not None:
+            name += f"_clip{kw['diffusion_clip']:g}"
         self.evals[name] = EvalJob(name, run, cfg, temperature, label=label, **kw)
         return name
 
@@ -94,6 +100,9 @@ def make_plan(steps: int, finetune_steps: int, inception: bool = True) -> Plan:
     """All training runs (equal step budgets) and evaluations of the sweep."""
     p = Plan()
     p.train("ear", [], steps)
+    p.train(
+        "ear_seed2", ["train.seed=2"], steps
+    )  # the run-to-run spread that the differences are judged by
     p.train("alpha1.5", ["model.beta=1.5"], steps)
     p.train("alpha2", ["model.beta=2.0"], steps)
     p.train("gaussian_noise", ['model.noise="gaussian"'], steps)
@@ -106,6 +115,7 @@ def make_plan(steps: int, finetune_steps: int, inception: bool = True) -> Plan:
     inc = inception
     for run, label in [
         ("ear", "EAR (alpha 1, uniform noise, head lr x0.25, bidirectional)"),
+        ("ear_seed2", "EAR, another seed (data order, init, masks, noise, samples)"),
         ("alpha1.5", "alpha = 1.5"),
         ("alpha2", "alpha = 2"),
         ("gaussian_noise", "Gaussian noise"),
@@ -129,9 +139,34 @@ def make_plan(steps: int, finetune_steps: int, inception: bool = True) -> Plan:
             1.0,
             diffusion_steps=ds,
             label=f"diffusion {ds} steps",
+        )
+        # MAR samples without clipping; pixel tokens live in [-1, 1], where clipping x0 is the DDPM default
+        p.eval(
+            "diffusion",
+            3.0,
+            1.0,
+            diffusion_steps=ds,
+            diffusion_clip=1.0,
+            label=f"diffusion {ds} steps, x0 clipped to [-1, 1]",
             inception=inc and ds == 100,
         )
     return p
+
+
+def find_eval(
+    plan: Plan, run: str, cfg: float, t: float, ds: int | None = None, clip: float | None = None
+) -> str | None:
+    """The name of the evaluation of ``run`` with these sampling settings, or None."""
+    for name, job in plan.evals.items():
+        if (job.run, job.cfg, job.temperature, job.diffusion_steps, job.diffusion_clip) == (
+            run,
+            cfg,
+            t,
+            ds,
+            clip,
+        ):
+            return name
+    return None
 
 
 # -- job bodies (run in worker processes) -----------------------------------------------------------------------
@@ -150,6 +185,9 @@ def _base_config(preset_name: str, steps: int, n: int, data_dir: str | None):
         "train.ckpt_every=0",
         "train.keep_every=0",
         f"eval.num_images={n}",
+        # the committed sweep ran before the fused AdamW kernel became the default; keep its optimizer so that
+        # runs added later compare with it exactly
+        "train.fused_optimizer=false",
     ]
     if data_dir:
         overrides.append(f"data.data_dir={json.dumps(data_dir)}")
@@ -268,6 +306,7 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
     model = ema_model(model, payload["ema"])
     if job.diffusion_steps is not None:
         model.head.num_sampling_steps = job.diffusion_steps
+        model.head.clip_denoised = job.diffusion_clip
     d = Dist(enabled=False, rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     data = TrainData.__new__(TrainData)
     _init_decoder(data, config, d)
@@ -306,6 +345,7 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
             "cfg": job.cfg,
             "temperature": job.temperature,
             "diffusion_steps": job.diffusion_steps,
+            "diffusion_clip": job.diffusion_clip,
             "num_iter": sc.num_iter if not config.model.causal else config.model.num_tokens,
             "seconds_per_image": spi,
         }
@@ -443,19 +483,16 @@ def _fmt(key: str, v) -> str:
 
 
 def _section_rows(plan: Plan, results: dict) -> dict[str, list[str]]:
-    e = {k: v for k, v in plan.evals.items()}
     rows: dict[str, list[str]] = {f: [] for f in FINDINGS}
 
-    def add(finding: str, run: str, cfg: float, t: float, ds: int | None = None):
-        for name, job in e.items():
-            if (
-                job.run == run
-                and job.cfg == cfg
-                and job.temperature == t
-                and job.diffusion_steps == ds
-            ):
-                rows[finding].append(name)
+    def add(finding: str, run: str, cfg: float, t: float, ds: int | None = None, clip=None):
+        name = find_eval(plan, run, cfg, t, ds, clip)
+        if name is not None:
+            rows[finding].append(name)
 
+    for r in ("ear", "ear_seed2"):
+        add("seed", r, 1.0, 0.7)
+        add("seed", r, 3.0, 0.7)
     for r in ("ear", "alpha1.5", "alpha2"):
         add("alpha", r, 1.0, 0.7)
         add("alpha", r, 3.0, 0.7)
@@ -479,12 +516,14 @@ def _section_rows(plan: Plan, results: dict) -> dict[str, list[str]]:
         add("causal", r, 1.0, 0.7)
         add("causal", r, 3.0, 0.7)
     add("speed", "ear", 3.0, 0.7)
-    for ds in (10, 25, 50, 100):
-        add("speed", "diffusion", 3.0, 1.0, ds)
+    for clip in (None, 1.0):
+        for ds in (10, 25, 50, 100):
+            add("speed", "diffusion", 3.0, 1.0, ds, clip)
     return rows
 
 
 _TITLES = {
+    "seed": "0. Run-to-run spread: the baseline trained and sampled with another seed",
     "alpha": "1. Energy exponent alpha (paper Table 2)",
     "gaussian": "2. Implicit generator vs Gaussian head trained with MSE (paper Figure 4)",
     "noise": "3. Uniform vs Gaussian generator noise (paper Table 3)",
@@ -551,17 +590,9 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    def ev(run, cfg, t, ds=None):
-        for name, job in plan.evals.items():
-            if (
-                job.run == run
-                and job.cfg == cfg
-                and job.temperature == t
-                and job.diffusion_steps == ds
-            ):
-                r = results.get(f"eval/{name}", {})
-                return r if "classifier_fd" in r else None
-        return None
+    def ev(run, cfg, t, ds=None, clip=None):
+        r = results.get(f"eval/{find_eval(plan, run, cfg, t, ds, clip)}", {})
+        return r if "classifier_fd" in r else None
 
     paths = []
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
@@ -631,18 +662,20 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
     ax.set(ylabel="classifier FD", title="Table 5: bidirectional vs causal")
     # speed
     ax = axes[1, 2]
-    pts = [(ev("diffusion", 3.0, 1.0, ds), ds) for ds in (10, 25, 50, 100)]
-    pts = [(r["seconds_per_image"], r["classifier_fd"], ds) for r, ds in pts if r]
-    if pts:
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="diffusion head")
-        for x, y, ds in pts:
-            ax.annotate(f"{ds}", (x, y), textcoords="offset points", xytext=(4, 4))
+    for clip, lab in ((None, "diffusion head"), (1.0, "diffusion head, x0 clipped")):
+        pts = [(ev("diffusion", 3.0, 1.0, ds, clip), ds) for ds in (10, 25, 50, 100)]
+        pts = [(r["seconds_per_image"], r["classifier_fd"], ds) for r, ds in pts if r]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=lab)
+            for x, y, ds in pts:
+                ax.annotate(f"{ds}", (x, y), textcoords="offset points", xytext=(4, 4))
     r = ev("ear", 3.0, 0.7)
     if r:
         ax.plot([r["seconds_per_image"]], [r["classifier_fd"]], "r*", ms=14, label="implicit (EAR)")
     ax.set(
         xlabel="seconds per image (CPU, 1 thread)",
-        ylabel="classifier FD",
+        ylabel="classifier FD (log)",
+        yscale="log",
         title="Figure 2: speed vs quality",
     )
     ax.legend()
