@@ -684,7 +684,50 @@ def write_plots(plan: Plan, results: dict, work: Path, out: Path) -> list[Path]:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     paths.append(path)
+    path = write_sample_panels(plan, results, work, out)
+    if path is not None:
+        paths.append(path)
     return paths
+
+
+_PANELS = [  # (run, cfg, temperature, diffusion steps, clip, title)
+    ("ear", 1.0, 0.7, None, None, "EAR (baseline), no CFG"),
+    ("alpha2", 1.0, 0.7, None, None, "alpha = 2, no CFG"),
+    ("gaussian_mse", 1.0, 0.2, None, None, "Gaussian head (MSE), sigma 0.2, no CFG"),
+    ("causal", 1.0, 0.7, None, None, "causal, no CFG"),
+    ("diffusion", 3.0, 1.0, 100, None, "diffusion 100 steps (unclipped), CFG 3"),
+    ("diffusion", 3.0, 1.0, 100, 1.0, "diffusion 100 steps (x0 clipped), CFG 3"),
+]
+
+
+def write_sample_panels(plan: Plan, results: dict, work: Path, out: Path) -> Path | None:
+    """``samples.png``: the first three classes of the sample grids of six contrasting evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from PIL import Image
+
+    found = []
+    for run, cfg, t, ds, clip, title in _PANELS:
+        name = find_eval(plan, run, cfg, t, ds, clip)
+        grid = work / "grids" / f"{name}.png"
+        if name and "classifier_fd" in results.get(f"eval/{name}", {}) and grid.exists():
+            found.append((grid, title))
+    if not found:
+        return None
+    fig, axes = plt.subplots(3, 2, figsize=(12, 8.5))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (grid, title) in zip(axes.flat, found, strict=False):
+        im = Image.open(grid).convert("L")
+        ax.imshow(im.crop((0, 0, im.width, im.height * 3 // 10)), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = out / "samples.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
 
 
 def _meta(args, config) -> dict:
@@ -778,7 +821,9 @@ def main(argv: list[str] | None = None) -> dict:
     text = write_tables(plan, results, meta, out)
     write_plots(plan, results, Path(opts["work_dir"]), out)
     print(text)
-    print(f"[ablations] wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'ablations.png'}")
+    print(
+        f"[ablations] wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'ablations.png'}, samples.png"
+    )
     return {"plan": plan, "results": results, "meta": meta}
 
 
