@@ -19,6 +19,11 @@ def test_plan_gives_every_run_the_same_budget_and_changes_one_setting():
 
 
 def test_tiny_sweep_writes_every_section_and_reuses_cached_jobs(tmp_path):
+    import torch
+
+    flush_before = torch.set_flush_denormal(
+        False
+    )  # returns whether FTZ is supported; state is now off
     argv = [
         "--preset",
         "tiny",
@@ -54,6 +59,8 @@ def test_tiny_sweep_writes_every_section_and_reuses_cached_jobs(tmp_path):
     again = ablations.main(argv)
     assert again["meta"]["job_seconds_total"] == out["meta"]["job_seconds_total"]
     assert again["meta"]["sweep_seconds_this_call"] < 5
+    # running inline leaves the caller's floating-point state alone (denormals are still representable)
+    assert flush_before is not None and torch.tensor(1e-310, dtype=torch.float64).item() != 0.0
 
 
 def test_a_failed_run_marks_its_evaluations_and_the_rest_goes_on(tmp_path, monkeypatch):

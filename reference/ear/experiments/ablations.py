@@ -366,7 +366,6 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
 
 
 def _run_job(kind: str, opts: dict, job) -> tuple[dict, float]:
-    _init_worker()
     t0 = time.time()
     if kind == "prep":
         out = run_prep(opts)
@@ -427,7 +426,10 @@ def run_plan(plan: Plan, opts: dict, *, workers: int, force: bool = False) -> di
         return results
 
     running = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
+    # process-wide settings (one thread, flush denormals) only in the workers, never in the caller's process
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker
+    ) as ex:
         while pending or running:
             for name in list(pending):
                 if blocked(name):
