@@ -26,7 +26,7 @@ Checkpoints and samples go to ``--work-dir``; the tables (Markdown and JSON) and
 
 ::
 
-    python reference/ear/experiments/ablations.py                      # the full sweep (about 1 hour, 2 cores)
+    python reference/ear/experiments/ablations.py                      # the full sweep (about 1.5 hours, 2 cores)
     python reference/ear/experiments/ablations.py --preset tiny --steps 4 --n 20 --no-inception  # smoke test
 """
 
