@@ -36,7 +36,6 @@ Run (CPU numbers in RESULTS.md; GPU commands in benchmarks/README.md)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -212,12 +211,7 @@ def bench_sampling(
         "diffusion_steps": diffusion_steps,
         "cfg": 3.0,
     }
-    use_bf16 = precision_context(config.train, device)[1]
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if use_bf16
-        else contextlib.nullcontext()
-    )
+    autocast, _ = precision_context(config.train, device)
     heads = {
         "implicit": ["model.head=implicit"],
         "diffusion": ["model.head=diffusion", f"model.diffusion_steps={diffusion_steps}"],

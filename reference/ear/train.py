@@ -117,6 +117,9 @@ class TrainData:
         dc = config.data
         self.device = d.device
         self.tokenizer = None
+        self.channels_last = (
+            False  # channels-last VAE encoder on raw images (CUDA, train.channels_last)
+        )
         self.images = None
         self.dataset = None
         if dc.dataset in ("fashion_mnist", "digits"):
@@ -148,7 +151,6 @@ class TrainData:
             else:
                 self.dataset = ImageFolder(dc.data_dir, image_size=dc.image_size, flip=dc.flip)
             vae = load_vae(dc.vae_path, AutoencoderKL(dc.vae_embed_dim)).to(d.device)
-            # channels-last convolutions for the VAE encoder on raw images (GPU only; train.channels_last)
             self.channels_last = (
                 dc.dataset == "imagenet" and d.device.type == "cuda" and config.train.channels_last
             )
@@ -172,7 +174,7 @@ class TrainData:
         if dc.dataset == "imagenet_cached":
             return self.tokenizer.moments_to_tokens(batch, sample=True)
         if dc.dataset == "imagenet":
-            if getattr(self, "channels_last", False):
+            if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             return self.tokenizer.encode(batch, sample=True)
         if dc.flip:

@@ -42,3 +42,23 @@ def run_ddp_tiny():
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
     return run
+
+
+@pytest.fixture
+def small_vae():
+    """A function ``(seed=0)`` that builds a small KL VAE (the official layout at 8 base channels, 32 x 32)."""
+    from reference.ear.tokenizer import AutoencoderKL
+
+    def build(seed: int = 0):
+        torch.manual_seed(seed)
+        return AutoencoderKL(
+            4,
+            ch=8,
+            ch_mult=(1, 1, 2, 2, 4),
+            num_res_blocks=1,
+            resolution=32,
+            attn_resolutions=(2,),
+            groups=4,
+        )
+
+    return build

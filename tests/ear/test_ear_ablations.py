@@ -5,6 +5,24 @@ import json
 from reference.ear.experiments import ablations
 
 
+def _argv(tmp_path, steps: int, finetune: int) -> list[str]:
+    """The tiny preset, inline (no worker processes), no Inception; work and results under ``tmp_path``."""
+    return [
+        *(
+            "--preset",
+            "tiny",
+            "--steps",
+            str(steps),
+            "--finetune-steps",
+            str(finetune),
+            "--n",
+            "20",
+        ),
+        *("--no-inception", "--workers", "0"),
+        *("--work-dir", str(tmp_path / "work"), "--results", str(tmp_path / "out")),
+    ]
+
+
 def test_plan_gives_every_run_the_same_budget_and_changes_one_setting():
     plan = ablations.make_plan(steps=100, finetune_steps=20)
     fresh = {n: t for n, t in plan.trains.items() if t.resume is None}
@@ -21,28 +39,9 @@ def test_plan_gives_every_run_the_same_budget_and_changes_one_setting():
 def test_tiny_sweep_writes_every_section_and_reuses_cached_jobs(tmp_path):
     import torch
 
-    flush_before = torch.set_flush_denormal(
-        False
-    )  # returns whether FTZ is supported; state is now off
-    argv = [
-        "--preset",
-        "tiny",
-        "--steps",
-        "3",
-        "--finetune-steps",
-        "2",
-        "--n",
-        "20",
-        "--no-inception",
-    ]
-    argv += [
-        "--workers",
-        "0",
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--results",
-        str(tmp_path / "out"),
-    ]
+    # returns whether flush-to-zero is supported; the state is off from here on
+    flush_before = torch.set_flush_denormal(False)
+    argv = _argv(tmp_path, 3, 2)
     out = ablations.main(argv)
     errors = {k: v["error"] for k, v in out["results"].items() if "error" in v}
     assert not errors
@@ -72,25 +71,7 @@ def test_a_failed_run_marks_its_evaluations_and_the_rest_goes_on(tmp_path, monke
         return real(opts, job)
 
     monkeypatch.setattr(ablations, "run_train", flaky)
-    argv = [
-        "--preset",
-        "tiny",
-        "--steps",
-        "2",
-        "--finetune-steps",
-        "1",
-        "--n",
-        "20",
-        "--no-inception",
-    ]
-    argv += [
-        "--workers",
-        "0",
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--results",
-        str(tmp_path / "out"),
-    ]
+    argv = _argv(tmp_path, 2, 1)
     res = ablations.main(argv)["results"]
     assert res["train/alpha2"]["error"] == "RuntimeError: boom"
     assert res["eval/alpha2__cfg3_t0.7"]["error"] == "a dependency failed"

@@ -201,19 +201,10 @@ def test_tf32_is_set_by_the_training_script_only_and_only_for_cuda():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def test_channels_last_vae_encoding_matches_contiguous():
-    from reference.ear.tokenizer import AutoencoderKL, KLTokenizer
+def test_channels_last_vae_encoding_matches_contiguous(small_vae):
+    from reference.ear.tokenizer import KLTokenizer
 
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        4,
-        ch=8,
-        ch_mult=(1, 1, 2, 2, 4),
-        num_res_blocks=1,
-        resolution=32,
-        attn_resolutions=(2,),
-        groups=4,
-    ).eval()
+    vae = small_vae().eval()
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     plain = KLTokenizer(vae, scale=0.2325).encode(x, sample=False)
     vae_cl = vae.to(memory_format=torch.channels_last)

@@ -6,7 +6,6 @@ import torch
 
 from reference.ear.tokenizer import (
     KL16_SCALE,
-    AutoencoderKL,
     KLTokenizer,
     PatchTokenizer,
     load_vae,
@@ -43,21 +42,8 @@ def test_patch_tokenizer_round_trip_and_sizes():
         PatchTokenizer(28, 5)
 
 
-def _small_vae():
-    torch.manual_seed(0)
-    return AutoencoderKL(
-        4,
-        ch=8,
-        ch_mult=(1, 1, 2, 2, 4),
-        num_res_blocks=1,
-        resolution=32,
-        attn_resolutions=(2,),
-        groups=4,
-    )
-
-
-def test_vae_layout_and_key_names_follow_the_official_checkpoint():
-    vae = _small_vae()
+def test_vae_layout_and_key_names_follow_the_official_checkpoint(small_vae):
+    vae = small_vae()
     keys = set(vae.state_dict())
     for k in (
         "encoder.conv_in.weight",
@@ -98,22 +84,13 @@ def test_vae_layout_and_key_names_follow_the_official_checkpoint():
 
 
 @pytest.mark.parametrize("key", ["model", "state_dict"])
-def test_load_vae_from_the_official_checkpoint_format(tmp_path, key):
-    src = _small_vae()
+def test_load_vae_from_the_official_checkpoint_format(tmp_path, key, small_vae):
+    src = small_vae()
     state = dict(src.state_dict())
     state["loss.discriminator.main.0.weight"] = torch.zeros(1)  # extra training keys are ignored
     path = tmp_path / "kl16.ckpt"
     torch.save({key: state, "epoch": 3}, path)
-    torch.manual_seed(1)
-    dst = AutoencoderKL(
-        4,
-        ch=8,
-        ch_mult=(1, 1, 2, 2, 4),
-        num_res_blocks=1,
-        resolution=32,
-        attn_resolutions=(2,),
-        groups=4,
-    )
+    dst = small_vae(1)
     with pytest.warns(UserWarning, match="unexpected"):
         loaded = load_vae(path, dst)
     for (n, a), (_, b) in zip(src.state_dict().items(), loaded.state_dict().items(), strict=True):
@@ -124,17 +101,17 @@ def test_load_vae_from_the_official_checkpoint_format(tmp_path, key):
     assert not any(p.requires_grad for p in loaded.parameters())
 
 
-def test_load_vae_errors_name_the_problem(tmp_path):
+def test_load_vae_errors_name_the_problem(tmp_path, small_vae):
     with pytest.raises(FileNotFoundError, match="kl16.ckpt"):
-        load_vae(tmp_path / "missing.ckpt", _small_vae())
+        load_vae(tmp_path / "missing.ckpt", small_vae())
     bad = tmp_path / "bad.ckpt"
     torch.save({"weights": {}}, bad)
     with pytest.raises(ValueError, match="'model' or 'state_dict'"):
-        load_vae(bad, _small_vae())
+        load_vae(bad, small_vae())
 
 
-def test_kl_tokens_are_scaled_posterior_means_or_samples():
-    vae = _small_vae().eval()
+def test_kl_tokens_are_scaled_posterior_means_or_samples(small_vae):
+    vae = small_vae().eval()
     tok = KLTokenizer(vae, patch_size=1)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
