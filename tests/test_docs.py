@@ -140,7 +140,7 @@ def test_api_checker_catches_a_missing_or_wrong_entry():
     text = ".. currentmodule:: scoringrules_torch.functional.energy\n\n.. autofunction:: energy_score\n"
     assert missing_names(text, names) == ["m.energy_score_terms"]
     # a directive with the right last name but another object does not count
-    wrong = ".. autofunction:: scoringrules_torch.functional.crps.crps_ensemble\n"
+    wrong = ".. autofunction:: scoringrules_torch.functional.crps_sample.crps_ensemble\n"
     assert missing_names(wrong, [("m", "crps_ensemble", energy_score)]) == ["m.crps_ensemble"]
     # without currentmodule a bare name does not resolve
     with pytest.raises(ImportError):

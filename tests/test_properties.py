@@ -20,7 +20,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoringrules_torch.functional.crps import crps_ensemble
+from scoringrules_torch.functional.crps_sample import crps_ensemble
 from scoringrules_torch.functional.energy import energy_score
 from scoringrules_torch.functional.kernel import kernel_score
 from scoringrules_torch.functional.variogram import variogram_score

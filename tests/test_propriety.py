@@ -35,7 +35,7 @@ from torch.distributions import (
 from scoringrules_torch.functional import crps_closed as crps_closed_mod
 from scoringrules_torch.functional import hyvarinen as hyv_mod
 from scoringrules_torch.functional import log as log_mod
-from scoringrules_torch.functional.crps import crps_ensemble
+from scoringrules_torch.functional.crps_sample import crps_ensemble
 from scoringrules_torch.functional.energy import energy_score, energy_score_terms
 from scoringrules_torch.functional.kernel import kernel_score
 from scoringrules_torch.functional.variogram import variogram_score

@@ -11,13 +11,13 @@ import torch
 
 import scoringrules_torch
 from scoringrules_torch import CRPS, EnergyScore, KernelScore, VariogramScore
+from scoringrules_torch._internal import blocks as _blocks
+from scoringrules_torch._internal import pairwise as _pairwise
 from scoringrules_torch.functional import (
-    _pairwise,
     crps_ensemble,
     energy,
     energy_score,
     kernel_score,
-    variogram,
     variogram_score,
 )
 
@@ -113,7 +113,7 @@ def test_blocked_and_recomputing_backward_is_exact(weighted, bandwidth, monkeypa
         return out, xr.grad, None if wr is None else wr.grad
 
     ref = run()
-    monkeypatch.setattr(_pairwise, "_BLOCK_ELEMENTS", 2 * 36)  # two observations per block
+    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", 2 * 36)  # two observations per block
     monkeypatch.setattr(_pairwise, "_SAVE_ELEMENTS", 0)  # recompute in backward
     got = run()
     for a, b in zip(ref, got, strict=False):
@@ -136,7 +136,7 @@ def test_variogram_blocks_and_gradients(weighted, monkeypatch):
         return out, xr.grad, yr.grad, None if wr is None else wr.grad
 
     ref = run()
-    monkeypatch.setattr(variogram, "_BLOCK_ELEMENTS", 7 * 25)  # one observation per block
+    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", 7 * 25)  # one observation per block
     got = run()
     for a, b in zip(ref, got, strict=True):
         if a is not None:

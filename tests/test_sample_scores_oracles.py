@@ -10,6 +10,7 @@ import pytest
 import scoringrules as sr
 import torch
 
+from scoringrules_torch._internal.pairwise import pairwise_sq_dist
 from scoringrules_torch.functional import (
     crps_ensemble,
     energy_score,
@@ -17,7 +18,6 @@ from scoringrules_torch.functional import (
     kernel_score,
     variogram_score,
 )
-from scoringrules_torch.functional._pairwise import pairwise_sq_dist
 
 BATCHES = [(), (5,), (3, 4)]
 MEMBERS = [2, 3, 17, 64]

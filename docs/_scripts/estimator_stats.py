@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scoringrules_torch.functional.crps import CRPS_ESTIMATORS, crps_ensemble  # noqa: E402
+from scoringrules_torch.functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble  # noqa: E402
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score  # noqa: E402
 from scoringrules_torch.functional.kernel import KERNEL_ESTIMATORS, kernel_score  # noqa: E402
 from scoringrules_torch.functional.variogram import VARIOGRAM_ESTIMATORS, variogram_score  # noqa: E402

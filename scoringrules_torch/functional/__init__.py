@@ -4,8 +4,8 @@ All scores are negatively oriented (lower is better). Sample-based scores take s
 ``(m, *batch, *event)``, and a target ``(*batch, *event)``.
 """
 
-from .crps import CRPS_ESTIMATORS, crps_ensemble
 from .crps_closed import Logistic, crps, register_crps, registered_crps_types
+from .crps_sample import CRPS_ESTIMATORS, crps_ensemble
 from .energy import ENERGY_ESTIMATORS, EnergyScoreTerms, energy_score, energy_score_terms
 from .hyvarinen import (
     HYVARINEN_METHODS,

@@ -54,8 +54,10 @@ from torch.distributions import (
 from torch.distributions.transforms import _InverseTransform
 from torch.distributions.utils import broadcast_all
 
-from ._checks import check_floating, compute_dtype
-from ._reduction import check_reduction, reduce
+from .._internal.checks import check_floating, compute_dtype
+from .._internal.reduction import check_reduction, reduce
+from .._internal.registry import TypeRegistry
+from .._internal.special import EULER_GAMMA, betainc, exp1_of_exp, gammainc, log_beta
 
 __all__ = ["Logistic", "crps", "register_crps", "registered_crps_types"]
 
@@ -65,8 +67,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _LGAMMA_HALF = 0.5 * math.log(math.pi)  # log Gamma(1/2)
 
 CrpsFn = Callable[[Distribution, torch.Tensor], torch.Tensor]
-_CRPS_REGISTRY: dict[type, CrpsFn] = {}
-_CRPS_MEMO: dict[type, CrpsFn | None] = {}
+_CRPS_REGISTRY: TypeRegistry[CrpsFn] = TypeRegistry("register_crps")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -97,17 +98,7 @@ def register_crps(type_p: type) -> Callable[[CrpsFn], CrpsFn]:
         >>> crps(Shifted(torch.tensor([0.0]), torch.tensor([1.0])), torch.tensor([2.0]))
         tensor(2.)
     """
-    if not isinstance(type_p, type) or not issubclass(type_p, Distribution):
-        raise TypeError(
-            f"register_crps expects a subclass of torch.distributions.Distribution; got {type_p!r}"
-        )
-
-    def decorator(fn: CrpsFn) -> CrpsFn:
-        _CRPS_REGISTRY[type_p] = fn
-        _CRPS_MEMO.clear()
-        return fn
-
-    return decorator
+    return _CRPS_REGISTRY.register(type_p)
 
 
 def registered_crps_types() -> tuple[type, ...]:
@@ -119,18 +110,7 @@ def registered_crps_types() -> tuple[type, ...]:
         >>> Normal in registered_crps_types()
         True
     """
-    return tuple(_CRPS_REGISTRY)
-
-
-def _dispatch(type_q: type) -> CrpsFn | None:
-    if type_q not in _CRPS_MEMO:
-        fn = None
-        for cls in type_q.__mro__:
-            if cls in _CRPS_REGISTRY:
-                fn = _CRPS_REGISTRY[cls]
-                break
-        _CRPS_MEMO[type_q] = fn
-    return _CRPS_MEMO[type_q]
+    return _CRPS_REGISTRY.types()
 
 
 def _not_implemented(dist: Distribution, detail: str = "") -> NotImplementedError:
@@ -230,7 +210,7 @@ def crps(dist: Distribution, target: torch.Tensor, *, reduction: str = "mean") -
             f"target shape {tuple(target.shape)} does not broadcast with the distribution's batch_shape "
             f"{tuple(dist.batch_shape)}"
         ) from None
-    fn = _dispatch(type(dist))
+    fn = _CRPS_REGISTRY.dispatch(type(dist))
     if fn is None:
         raise _not_implemented(dist)
     return reduce(fn(dist, target), reduction)
@@ -258,186 +238,6 @@ def _norm_pdf(z: torch.Tensor) -> torch.Tensor:
 def _softplus(x: torch.Tensor) -> torch.Tensor:
     """Exact softplus (torch's default switches to the identity above 20)."""
     return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
-
-
-def _log_beta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
-
-
-def _tiny(dtype: torch.dtype) -> float:
-    return torch.finfo(dtype).tiny ** 0.5
-
-
-def _converged(delta: torch.Tensor, eps: float) -> bool:
-    """Convergence test of the continued fractions (a host synchronisation; skipped under torch.compile)."""
-    return bool(((delta - 1.0).abs() <= eps).all())
-
-
-def _betainc(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r"""Regularised incomplete beta :math:`I_x(a, b)`, with :math:`y = 1 - x` passed separately for accuracy.
-
-    Lentz's evaluation of the continued fraction (Numerical Recipes 6.4), applied to :math:`I_x(a,b)` when
-    :math:`x < (a+1)/(a+b+2)` and to :math:`1 - I_y(b, a)` otherwise; differentiable in ``a``, ``b``, ``x``
-    to every order (autograd through the converged iteration).
-    """
-    a, b, x, y = torch.broadcast_tensors(a, b, x, y)
-    dtype = x.dtype
-    tiny, eps = _tiny(dtype), torch.finfo(dtype).eps
-    swap = x > (a + 1.0) / (a + b + 2.0)
-    aa, bb = torch.where(swap, b, a), torch.where(swap, a, b)
-    xx, yy = torch.where(swap, y, x), torch.where(swap, x, y)
-    edge = (xx <= 0) | (yy <= 0)
-    xx = torch.where(edge, 0.25, xx)
-    yy = torch.where(edge, 0.75, yy)
-
-    def fix(t: torch.Tensor) -> torch.Tensor:
-        return torch.where(t.abs() < tiny, tiny, t)
-
-    qab, qap, qam = aa + bb, aa + 1.0, aa - 1.0
-    c = torch.ones_like(xx)
-    d = 1.0 / fix(1.0 - qab * xx / qap)
-    h = d
-    compiling = torch.compiler.is_compiling()
-    extra = 0
-    for m in range(1, 1001):
-        m2 = 2 * m
-        num = m * (bb - m) * xx / ((qam + m2) * (aa + m2))
-        d = 1.0 / fix(1.0 + num * d)
-        c = fix(1.0 + num / c)
-        h = h * d * c
-        num = -(aa + m) * (qab + m) * xx / ((aa + m2) * (qap + m2))
-        d = 1.0 / fix(1.0 + num * d)
-        c = fix(1.0 + num / c)
-        delta = d * c
-        h = h * delta
-        if compiling:
-            if m >= 200:
-                break
-        elif extra or (m % 4 == 0 and _converged(delta, eps)):
-            extra += 1  # two more rounds so that derivatives converge as well
-            if extra > 2:
-                break
-    front = torch.exp(aa * torch.log(xx) + bb * torch.log(yy) - _log_beta(aa, bb)) / aa
-    val = front * h
-    val = torch.where(swap, 1.0 - val, val)
-    val = torch.where(x <= 0, 0.0, val)
-    return torch.where(y <= 0, 1.0, val)
-
-
-def _gammainc(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    r"""Regularised lower incomplete gamma :math:`P(a, x)`, differentiable in ``a`` and ``x`` to every order.
-
-    Series for :math:`x < a + 1`, Lentz's continued fraction for :math:`Q = 1 - P` otherwise (Numerical Recipes
-    6.2), iterated to convergence. Own evaluation because torch has no derivative of ``gammainc`` in ``a`` and
-    its ``gammainc``/``gammaincc`` lose about 1e-9 relative accuracy near :math:`x \approx a` for
-    :math:`a \gtrsim 20` (torch 2.13).
-    """
-    a, x = torch.broadcast_tensors(a, x)
-    dtype = x.dtype
-    tiny, eps = _tiny(dtype), torch.finfo(dtype).eps
-    zero = x <= 0
-    series = x < a + 1.0
-    xs = torch.where(series & ~zero, x, 0.5 * a)  # kept inside the series' domain
-    xc = torch.where(series, a + 2.0, x)  # kept inside the continued fraction's domain
-
-    # series: sum_{n>=0} x^n / ((a+1)...(a+n)) / a
-    term = 1.0 / a
-    total = term
-    # continued fraction for Q
-    bcf = xc + 1.0 - a
-    c = torch.full_like(xc, 1.0 / tiny)
-    d = 1.0 / bcf
-    h = d
-
-    def fix(t: torch.Tensor) -> torch.Tensor:
-        return torch.where(t.abs() < tiny, tiny, t)
-
-    compiling = torch.compiler.is_compiling()
-    extra = 0
-    for n in range(1, 2001):
-        term = term * xs / (a + n)
-        total = total + term
-        an = -n * (n - a)
-        bcf = bcf + 2.0
-        d = 1.0 / fix(an * d + bcf)
-        c = fix(bcf + an / c)
-        delta = d * c
-        h = h * delta
-        if compiling:
-            if n >= 300:
-                break
-        elif extra or (
-            n % 4 == 0 and _converged(delta, eps) and bool((term.abs() <= total.abs() * eps).all())
-        ):
-            extra += 1
-            if extra > 2:
-                break
-    p_series = total * torch.exp(-xs + a * torch.log(xs) - torch.lgamma(a))
-    q_cf = h * torch.exp(-xc + a * torch.log(xc) - torch.lgamma(a))
-    value = torch.where(series, p_series, 1.0 - q_cf)
-    return torch.where(zero, 0.0, value)
-
-
-_EULER_GAMMA = 0.57721566490153286060651209008240243
-
-
-def _exp1_cf(u: torch.Tensor) -> torch.Tensor:
-    """E1(u) for u >= 1 by Lentz's continued fraction (Numerical Recipes 6.3), iterated to convergence."""
-    dtype = u.dtype
-    tiny, eps = _tiny(dtype), torch.finfo(dtype).eps
-    b = u + 1.0
-    c = torch.full_like(u, 1.0 / tiny)
-    d = 1.0 / b
-    h = d
-    compiling = torch.compiler.is_compiling()
-    for k in range(1, 501):
-        an = -float(k * k)
-        b = b + 2.0
-        d = an * d + b
-        d = 1.0 / torch.where(d.abs() < tiny, tiny, d)
-        c = b + an / c
-        c = torch.where(c.abs() < tiny, tiny, c)
-        delta = d * c
-        h = h * delta
-        if compiling:
-            if k >= 80:
-                break
-        elif k % 4 == 0 and _converged(delta, eps):
-            break
-    return h * torch.exp(-u)
-
-
-class _Exp1Large(torch.autograd.Function):
-    """E1(u), u >= 1, with the exact derivative -exp(-u)/u (itself differentiable: every order works)."""
-
-    @staticmethod
-    def forward(ctx, u):
-        ctx.save_for_backward(u)
-        return _exp1_cf(u)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (u,) = ctx.saved_tensors
-        return -grad * torch.exp(-u) / u
-
-
-def _exp1_of_exp(z: torch.Tensor) -> torch.Tensor:
-    r"""Exponential integral :math:`E_1(e^{-z})`, stable for every real ``z`` and differentiable to every order.
-
-    For :math:`z \ge 0` (:math:`u = e^{-z} \le 1`) the series :math:`E_1(u) = -\gamma + z - \sum_{k\ge1}
-    (-u)^k/(k\,k!)` (25 terms reach double precision) keeps :math:`\log u = -z` exact even where :math:`u`
-    underflows; for :math:`z < 0` the continued fraction.
-    """
-    small = z >= 0
-    us = torch.exp(-torch.where(small, z, 0.0))
-    term = torch.ones_like(us)
-    total = torch.zeros_like(us)
-    for k in range(1, 26):
-        term = term * (-us / k)
-        total = total + term / k
-    e1_small = -_EULER_GAMMA + z - total
-    ul = torch.exp(-torch.where(small, 0.0, z)).clamp(max=1000.0)  # E1(1000) underflows to 0 anyway
-    return torch.where(small, e1_small, _Exp1Large.apply(ul))
 
 
 def _abs_normal_mean(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -595,8 +395,8 @@ def _exponential(dist: Exponential, target: torch.Tensor) -> torch.Tensor:
 def _gamma(dist: Gamma, target: torch.Tensor) -> torch.Tensor:
     y, alpha, beta = _cast(target, dist.concentration, dist.rate)
     x = (beta * y).clamp(min=0.0)
-    f_a = _gammainc(alpha, x)
-    f_a1 = _gammainc(alpha + 1.0, x)
+    f_a = gammainc(alpha, x)
+    f_a1 = gammainc(alpha + 1.0, x)
     inv_b_half = torch.exp(
         torch.lgamma(alpha + 0.5) - _LGAMMA_HALF - torch.lgamma(alpha)
     )  # 1/B(1/2, a)
@@ -607,9 +407,9 @@ def _gamma(dist: Gamma, target: torch.Tensor) -> torch.Tensor:
 def _beta(dist: Beta, target: torch.Tensor) -> torch.Tensor:
     y, a, b = _cast(target, dist.concentration1, dist.concentration0)
     x = y.clamp(0.0, 1.0)
-    f_ab = _betainc(a, b, x, 1.0 - x)
-    f_a1b = _betainc(a + 1.0, b, x, 1.0 - x)
-    ratio = 2.0 * torch.exp(_log_beta(2.0 * a, 2.0 * b) - 2.0 * _log_beta(a, b)) / a
+    f_ab = betainc(a, b, x, 1.0 - x)
+    f_a1b = betainc(a + 1.0, b, x, 1.0 - x)
+    ratio = 2.0 * torch.exp(log_beta(2.0 * a, 2.0 * b) - 2.0 * log_beta(a, b)) / a
     return y * (2.0 * f_ab - 1.0) + a / (a + b) * (1.0 - 2.0 * f_a1b - ratio)
 
 
@@ -621,7 +421,7 @@ def _student_t(dist: StudentT, target: torch.Tensor) -> torch.Tensor:
     z = (y - loc) / scale
     z2 = z * z
     denom = nu_s + z2
-    inc = _betainc(0.5 * nu_s, torch.full_like(nu_s, 0.5), nu_s / denom, z2 / denom)  # P(|T| > |z|)
+    inc = betainc(0.5 * nu_s, torch.full_like(nu_s, 0.5), nu_s / denom, z2 / denom)  # P(|T| > |z|)
     log_pdf = (
         torch.lgamma(0.5 * (nu_s + 1.0))
         - torch.lgamma(0.5 * nu_s)
@@ -633,8 +433,8 @@ def _student_t(dist: StudentT, target: torch.Tensor) -> torch.Tensor:
         * torch.sqrt(nu_s)
         / (nu_s - 1.0)
         * torch.exp(
-            _log_beta(torch.full_like(nu_s, 0.5), nu_s - 0.5)
-            - 2.0 * _log_beta(torch.full_like(nu_s, 0.5), 0.5 * nu_s)
+            log_beta(torch.full_like(nu_s, 0.5), nu_s - 0.5)
+            - 2.0 * log_beta(torch.full_like(nu_s, 0.5), 0.5 * nu_s)
         )
     )
     value = scale * (
@@ -659,7 +459,7 @@ def _gumbel(dist: Gumbel, target: torch.Tensor) -> torch.Tensor:
     # GEV with shape 0: CRPS = mu - y + beta (gamma - log 2) - 2 beta Ei(log F(y)), Ei(-u) = -E1(u)
     y, loc, scale = _cast(target, dist.loc, dist.scale)
     z = (y - loc) / scale
-    return loc - y + scale * (_EULER_GAMMA - math.log(2.0)) + 2.0 * scale * _exp1_of_exp(z)
+    return loc - y + scale * (EULER_GAMMA - math.log(2.0)) + 2.0 * scale * exp1_of_exp(z)
 
 
 @register_crps(Pareto)
@@ -700,7 +500,7 @@ def _poisson(dist: Poisson, target: torch.Tensor) -> torch.Tensor:
     k = torch.floor(y).clamp(min=-1.0)
     nonneg = k >= 0
     ks = k.clamp(min=0.0)
-    cdf = torch.where(nonneg, 1.0 - _gammainc(ks + 1.0, lam), 0.0)
+    cdf = torch.where(nonneg, 1.0 - gammainc(ks + 1.0, lam), 0.0)
     pmf = torch.where(nonneg, torch.exp(ks * torch.log(lam) - lam - torch.lgamma(ks + 1.0)), 0.0)
     bessel = torch.special.i0e(2.0 * lam) + torch.special.i1e(2.0 * lam)  # e^{-2l}(I0 + I1)(2l)
     return (y - lam) * (2.0 * cdf - 1.0) + 2.0 * lam * pmf - lam * bessel

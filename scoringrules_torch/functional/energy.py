@@ -7,15 +7,15 @@ from typing import NamedTuple
 
 import torch
 
-from ._checks import check_choice, flatten_multivariate
-from ._pairwise import (
+from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.pairwise import (
     pairwise_radial_sum,
     power_radial,
     safe_pow,
     shifted_sq_dist,
     sq_dist_to_target,
 )
-from ._reduction import check_reduction, reduce
+from .._internal.reduction import check_reduction, reduce
 
 __all__ = ["ENERGY_ESTIMATORS", "EnergyScoreTerms", "energy_score", "energy_score_terms"]
 

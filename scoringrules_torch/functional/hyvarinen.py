@@ -31,8 +31,9 @@ from torch.distributions import (
     StudentT,
 )
 
-from ._checks import check_choice, check_floating, compute_dtype
-from ._reduction import check_reduction, reduce
+from .._internal.checks import check_choice, check_floating, compute_dtype
+from .._internal.reduction import check_reduction, reduce
+from .._internal.registry import TypeRegistry
 from .crps_closed import Logistic
 
 __all__ = [
@@ -51,8 +52,7 @@ _PREDICTIONS = ("score", "epsilon")
 ScoreLaplacianFn = Callable[
     [Distribution, torch.Tensor], "tuple[torch.Tensor, torch.Tensor] | None"
 ]
-_REGISTRY: dict[type, ScoreLaplacianFn] = {}
-_MEMO: dict[type, ScoreLaplacianFn | None] = {}
+_REGISTRY: TypeRegistry[ScoreLaplacianFn] = TypeRegistry("register_hyvarinen")
 
 
 def register_hyvarinen(type_p: type) -> Callable[[ScoreLaplacianFn], ScoreLaplacianFn]:
@@ -82,32 +82,11 @@ def register_hyvarinen(type_p: type) -> Callable[[ScoreLaplacianFn], ScoreLaplac
         >>> hyvarinen_score(UnitNormal(torch.zeros(1), torch.ones(1)), torch.tensor([2.0]))  # -2 + 4
         tensor(2.)
     """
-    if not isinstance(type_p, type) or not issubclass(type_p, Distribution):
-        raise TypeError(
-            f"register_hyvarinen expects a subclass of torch.distributions.Distribution; got {type_p!r}"
-        )
-
-    def decorator(fn: ScoreLaplacianFn) -> ScoreLaplacianFn:
-        _REGISTRY[type_p] = fn
-        _MEMO.clear()
-        return fn
-
-    return decorator
-
-
-def _dispatch(type_q: type) -> ScoreLaplacianFn | None:
-    if type_q not in _MEMO:
-        fn = None
-        for cls in type_q.__mro__:
-            if cls in _REGISTRY:
-                fn = _REGISTRY[cls]
-                break
-        _MEMO[type_q] = fn
-    return _MEMO[type_q]
+    return _REGISTRY.register(type_p)
 
 
 def _closed_form(dist: Distribution, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    fn = _dispatch(type(dist))
+    fn = _REGISTRY.dispatch(type(dist))
     return None if fn is None else fn(dist, x)
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._checks import check_choice, flatten_multivariate
-from ._pairwise import (
+from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.pairwise import (
     Radial,
     pairwise_radial_sum,
     pairwise_sq_dist,
@@ -16,7 +16,7 @@ from ._pairwise import (
     shifted_sq_dist,
     sq_dist_to_target,
 )
-from ._reduction import check_reduction, reduce
+from .._internal.reduction import check_reduction, reduce
 from .energy import check_beta
 
 __all__ = ["KERNELS", "KERNEL_ESTIMATORS", "kernel_score"]

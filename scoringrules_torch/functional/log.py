@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
-from ._checks import check_floating, compute_dtype
-from ._reduction import check_reduction, reduce
+from .._internal.checks import check_floating, compute_dtype
+from .._internal.reduction import check_reduction, reduce
 
 __all__ = ["gaussian_mixture", "log_score", "normal_mixture"]
 

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_choice, check_floating, flatten_multivariate
-from ._pairwise import no_autocast, safe_pow
-from ._reduction import check_reduction, reduce
+from .._internal.blocks import blocks
+from .._internal.checks import check_choice, check_floating, flatten_multivariate
+from .._internal.pairwise import no_autocast, safe_pow
+from .._internal.reduction import check_reduction, reduce
 
 __all__ = ["VARIOGRAM_ESTIMATORS", "variogram_score"]
 
 #: Estimators of the variogram score.
 VARIOGRAM_ESTIMATORS = ("nrg", "fair")
-# Observations per block. On a CPU, blocks of about this many (m x d x d) elements stay in cache; on accelerators
-# blocks only bound memory.
-_BLOCK_ELEMENTS = 1 << 18
-_BLOCK_ELEMENTS_ACCELERATOR = 1 << 26
-
-
-def _blocks(b: int, size: int, device: torch.device) -> list[tuple[int, int]]:
-    if torch.compiler.is_compiling():
-        return [(0, b)]
-    budget = _BLOCK_ELEMENTS if device.type == "cpu" else _BLOCK_ELEMENTS_ACCELERATOR
-    step = max(1, budget // max(1, size))
-    return [(start, min(b, start + step)) for start in range(0, b, step)]
-
-
 def _increments(xc: torch.Tensor) -> torch.Tensor:
     """``x_k - x_l`` for all component pairs: ``(m, b, d)`` -> ``(m, b, d, d)``."""
     return xc.unsqueeze(-1) - xc.unsqueeze(-2)
@@ -44,7 +31,7 @@ class _VariogramMoments(torch.autograd.Function):
         m, b, d = x.shape
         first = x.new_empty(b, d, d)
         second = x.new_empty(b, d, d)
-        for start, stop in _blocks(b, m * d * d, x.device):
+        for start, stop in blocks(b, m * d * d, x.device):
             g = _increments(x[:, start:stop]).abs_()
             g = g.sqrt_() if p == 0.5 else g.pow_(p)
             wg = g * w[:, start:stop, None, None]
@@ -68,7 +55,7 @@ class _VariogramMoments(torch.autograd.Function):
         m, b, d = x.shape
         grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
-        for start, stop in _blocks(b, m * d * d, x.device):
+        for start, stop in blocks(b, m * d * d, x.device):
             delta = _increments(x[:, start:stop])
             g = delta.abs()
             g = g.sqrt_() if ctx.p == 0.5 else g.pow_(ctx.p)

@@ -1,4 +1,6 @@
-"""Predictive heads for continuous autoregressive models, all with one protocol (DESIGN §3).
+"""Predictive heads for continuous autoregressive models, all with one protocol.
+
+The protocol is described on the Architecture page of the docs ("Conventions for heads").
 
 - :class:`ImplicitGeneratorHead` — EAR's noise-modulated MLP generator, trained by a sample-based score
   (energy by default);

@@ -16,14 +16,14 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from scoringrules_torch.functional._checks import check_floating, compute_dtype
+from scoringrules_torch._internal.checks import check_floating, compute_dtype
 
 __all__ = ["PredictiveHead", "ExplicitHead"]
 
 
 @runtime_checkable
 class PredictiveHead(Protocol):
-    """What every head provides (DESIGN §3).
+    """What every head provides (see the Architecture page of the docs, "Conventions for heads").
 
     Attributes:
         token_dim: size ``d`` of one continuous token (the last dimension of ``target``).

@@ -6,7 +6,7 @@ import torch
 from torch import distributions as D
 from torch.nn import functional as F
 
-from scoringrules_torch.functional._checks import check_choice
+from scoringrules_torch._internal.checks import check_choice
 from scoringrules_torch.functional.crps_closed import crps
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score
 from scoringrules_torch.functional.log import log_score

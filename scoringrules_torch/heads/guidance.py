@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from scoringrules_torch.functional._checks import check_choice
+from scoringrules_torch._internal.checks import check_choice
 
 __all__ = ["guide", "cfg_scale_schedule"]
 

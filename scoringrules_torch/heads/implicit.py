@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scoringrules_torch.functional._checks import check_choice
-from scoringrules_torch.functional.crps import CRPS_ESTIMATORS, crps_ensemble
+from scoringrules_torch._internal.checks import check_choice
+from scoringrules_torch.functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score_terms
 from scoringrules_torch.functional.kernel import KERNEL_ESTIMATORS, kernel_score
 from scoringrules_torch.functional.variogram import variogram_score

@@ -1,4 +1,4 @@
-"""Behaviour every head shares (DESIGN §3 and issue 5 §5): the protocol, masking, shape errors, finite gradients
+"""Behaviour every head shares (the head protocol of docs/architecture.md): the protocol, masking, shape errors, finite gradients
 at initialisation, dtype/device following z, bf16 autocast and torch.compile."""
 
 from __future__ import annotations

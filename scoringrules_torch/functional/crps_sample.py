@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_choice, flatten_univariate
-from ._reduction import check_reduction, reduce
+from .._internal.checks import check_choice, flatten_univariate
+from .._internal.reduction import check_reduction, reduce
 
 __all__ = ["CRPS_ESTIMATORS", "crps_ensemble"]
 

@@ -35,6 +35,8 @@ from typing import NamedTuple
 
 import torch
 
+from .blocks import blocks
+
 
 def no_autocast(device: torch.device):
     """A context that disables autocast on ``device`` (a no-op where autocast does not exist, e.g. ``meta``)."""
@@ -155,20 +157,6 @@ def power_radial(q: float) -> Radial:
     return Radial(lambda s, h=None: safe_pow(s, q), deriv)
 
 
-# Observations per block of the fused pairwise sum. On a CPU, blocks of about this many (m x m) elements stay in
-# cache; on accelerators blocks only bound memory (256 Mi elements), so one block is the usual case.
-_BLOCK_ELEMENTS = 1 << 18
-_BLOCK_ELEMENTS_ACCELERATOR = 1 << 26
-
-
-def _blocks(b: int, m: int, device: torch.device) -> list[tuple[int, int]]:
-    if torch.compiler.is_compiling():
-        return [(0, b)]  # the compiler fuses the elementwise work itself; one block keeps the graph small
-    budget = _BLOCK_ELEMENTS if device.type == "cpu" else _BLOCK_ELEMENTS_ACCELERATOR
-    step = max(1, budget // (m * m))
-    return [(start, min(b, start + step)) for start in range(0, b, step)]
-
-
 # Keep the (B, m, m) distances for the backward when they need at most this many elements (512 MiB in float32);
 # above it the backward recomputes them block by block, so extra memory stays at one block.
 _SAVE_ELEMENTS = 1 << 27
@@ -189,7 +177,7 @@ class _RadialPairSum(torch.autograd.Function):
         total = x.new_empty(b)
         saved_s = x.new_empty(b, m, m) if keep else None
         saved_v = x.new_empty(b, m, m) if keep else None
-        for start, stop in _blocks(b, m, x.device):
+        for start, stop in blocks(b, m * m, x.device):
             s, v = _block_values(x[start:stop], _rows(h, start, stop), radial, diagonal, use_gram)
             if keep:
                 saved_s[start:stop], saved_v[start:stop] = s, v
@@ -213,7 +201,7 @@ class _RadialPairSum(torch.autograd.Function):
         b, m, _ = x.shape
         grad_x = torch.empty_like(x) if need_x else None
         grad_w = torch.empty_like(w) if need_w else None
-        for start, stop in _blocks(b, m, x.device):
+        for start, stop in blocks(b, m * m, x.device):
             xc, gc = x[start:stop], grad_total[start:stop]
             hc = _rows(ctx.h, start, stop)
             if ctx.keep:

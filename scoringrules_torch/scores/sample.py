@@ -1,4 +1,6 @@
-"""Thin ``nn.Module`` wrappers: each ``forward`` is one call of the functional with the stored settings.
+"""Thin ``nn.Module`` wrappers of the sample-based scores (energy, CRPS, kernel, variogram).
+
+Each ``forward`` is one call of the functional with the stored settings.
 
 Hyperparameters are validated when the module is built, so a typo fails at construction, not at the first batch.
 """
@@ -8,26 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from .functional._checks import check_choice
-from .functional._reduction import check_reduction
-from .functional.crps import CRPS_ESTIMATORS, crps_ensemble
-from .functional.crps_closed import crps
-from .functional.energy import ENERGY_ESTIMATORS, check_beta, energy_score
-from .functional.hyvarinen import HYVARINEN_METHODS, hyvarinen_score
-from .functional.kernel import KERNEL_ESTIMATORS, KERNELS, KernelFn, kernel_score
-from .functional.log import log_score
-from .functional.variogram import VARIOGRAM_ESTIMATORS, variogram_score
+from .._internal.checks import check_choice
+from ..functional.crps_closed import crps
+from ..functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble
+from ..functional.energy import ENERGY_ESTIMATORS, check_beta, energy_score
+from ..functional.kernel import KERNEL_ESTIMATORS, KERNELS, KernelFn, kernel_score
+from ..functional.variogram import VARIOGRAM_ESTIMATORS, variogram_score
+from ._base import _Score
 
-__all__ = ["CRPS", "EnergyScore", "HyvarinenScore", "KernelScore", "LogScore", "VariogramScore"]
-
-
-class _Score(nn.Module):
-    def __init__(self, *, sample_dim: int, reduction: str) -> None:
-        super().__init__()
-        self.sample_dim = sample_dim
-        self.reduction = check_reduction(reduction)
+__all__ = ["CRPS", "EnergyScore", "KernelScore", "VariogramScore"]
 
 
 class EnergyScore(_Score):
@@ -247,92 +239,3 @@ class VariogramScore(_Score):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, estimator={self.estimator!r}, reduction={self.reduction!r}"
-
-
-class LogScore(_Score):
-    r"""Logarithmic score loss, :math:`-\log p(y)` (negative log-likelihood, event dimensions summed).
-
-    See :func:`scoringrules_torch.functional.log_score`. ``forward(dist, target)`` takes a
-    ``torch.distributions.Distribution`` or a log-density callable ``target -> log p(target)``.
-
-    Args:
-        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
-
-    Shape:
-        - dist: batch shape :math:`(*\text{batch})`, any event shape; target :math:`(*\text{batch}, *\text{event})`
-        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
-
-    Examples:
-        >>> import torch
-        >>> from scoringrules_torch import LogScore
-        >>> LogScore()(torch.distributions.Normal(0.0, 1.0), torch.tensor([0.0]))  # log(2 pi) / 2
-        tensor(0.9189)
-    """
-
-    def __init__(self, *, reduction: str = "mean") -> None:
-        super().__init__(sample_dim=0, reduction=reduction)
-
-    def forward(self, dist, target: torch.Tensor) -> torch.Tensor:
-        return log_score(dist, target, reduction=self.reduction)
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
-
-
-class HyvarinenScore(_Score):
-    r"""Hyvärinen score loss, :math:`2\Delta_y \log p(y) + \|\nabla_y \log p(y)\|^2`.
-
-    See :func:`scoringrules_torch.functional.hyvarinen_score` for the model kinds (Distribution, log-density or
-    score callable) and the ``"exact"``, ``"hutchinson"`` and ``"sliced"`` methods.
-
-    Args:
-        method: ``"exact"`` | ``"hutchinson"`` | ``"sliced"``.
-        kind: for callables, ``"log_prob"`` (``x -> log p(x)``) or ``"score"`` (``x -> grad log p(x)``).
-        event_dims: number of trailing event dimensions of a callable's input (default 1).
-        num_probes: random probes per observation for the stochastic methods.
-        probe: ``"rademacher"`` | ``"gaussian"``.
-        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
-
-    Shape:
-        - target: :math:`(*\text{batch}, *\text{event})`
-        - output: scalar, or :math:`(*\text{batch})` with ``reduction="none"``.
-
-    Examples:
-        >>> import torch
-        >>> from scoringrules_torch import HyvarinenScore
-        >>> HyvarinenScore()(torch.distributions.Normal(0.0, 1.0), torch.tensor([2.0]))  # -2 + 2^2
-        tensor(2.)
-    """
-
-    def __init__(
-        self,
-        *,
-        method: str = "exact",
-        kind: str = "log_prob",
-        event_dims: int | None = None,
-        num_probes: int = 1,
-        probe: str = "rademacher",
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(sample_dim=0, reduction=reduction)
-        self.method = check_choice("method", method, HYVARINEN_METHODS)
-        self.kind = kind
-        self.event_dims = event_dims
-        self.num_probes = num_probes
-        self.probe = probe
-
-    def forward(self, model, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return hyvarinen_score(
-            model,
-            target,
-            method=self.method,
-            kind=self.kind,
-            event_dims=self.event_dims,
-            num_probes=self.num_probes,
-            probe=self.probe,
-            generator=generator,
-            reduction=self.reduction,
-        )
-
-    def extra_repr(self) -> str:
-        return f"method={self.method!r}, reduction={self.reduction!r}"

@@ -1,0 +1,10 @@
+"""The score Modules: thin ``nn.Module`` wrappers, one file per family of scores.
+
+Each ``forward`` is one call of the matching function of :mod:`scoringrules_torch.functional` with the settings
+stored at construction (where they are validated).
+"""
+
+from .density import HyvarinenScore, LogScore
+from .sample import CRPS, EnergyScore, KernelScore, VariogramScore
+
+__all__ = ["CRPS", "EnergyScore", "HyvarinenScore", "KernelScore", "LogScore", "VariogramScore"]

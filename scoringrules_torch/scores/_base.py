@@ -1,0 +1,14 @@
+"""The base class of the score Modules (private)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .._internal.reduction import check_reduction
+
+
+class _Score(nn.Module):
+    def __init__(self, *, sample_dim: int, reduction: str) -> None:
+        super().__init__()
+        self.sample_dim = sample_dim
+        self.reduction = check_reduction(reduction)
