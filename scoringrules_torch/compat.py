@@ -1,0 +1,474 @@
+"""Drop-in names for users of `scoringrules <https://github.com/frazane/scoringrules>`_ (0.10 and 0.11).
+
+Every public scoring function of scoringrules has a function here with the same name, positional order, keywords
+and default estimator (``qd`` for the CRPS, ``nrg`` for the energy, variogram and kernel scores); ``obs`` comes
+first, ensemble axes are ``m_axis`` / ``v_axis``, member weights ``ens_w``. Inputs may be numpy arrays, Python
+numbers or tensors; the result is a tensor, one value per observation (no reduction), differentiable in every
+tensor input. ``backend`` is accepted and ignored. A scoringrules user switches with one import line::
+
+    import scoringrules_torch.compat as sr
+
+Each function is a thin adapter over the native API (:mod:`scoringrules_torch.functional`), never a second
+implementation: it moves the ensemble axis to the front, builds the ``torch.distributions`` object of a closed
+form, and calls the native function with ``reduction="none"``. :data:`NATIVE` maps every name to the native call
+it makes (the migration table in the docs is generated from it).
+
+Numeric inputs that are not tensors become float64 tensors (as numpy would compute); when some inputs are already
+floating tensors, the others follow their dtype and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.distributions import (
+    AffineTransform,
+    Beta,
+    Binomial,
+    Categorical,
+    Exponential,
+    Gamma,
+    Laplace,
+    LogNormal,
+    MixtureSameFamily,
+    NegativeBinomial,
+    Normal,
+    Poisson,
+    StudentT,
+    TransformedDistribution,
+    Uniform,
+)
+
+from .functional.crps_closed import Logistic, crps
+from .functional.crps_sample import crps_ensemble as _crps_ensemble
+from .functional.energy import energy_score as _energy_score
+from .functional.kernel import kernel_score as _kernel_score
+from .functional.log import log_score as _log_score
+from .functional.variogram import variogram_score as _variogram_score
+
+#: Every compat name -> the native call it makes (source of the migration table in the docs).
+NATIVE: dict[str, str] = {}
+
+
+def _native(call: str) -> Callable[[Callable], Callable]:
+    def decorator(fn: Callable) -> Callable:
+        NATIVE[fn.__name__] = call
+        return fn
+
+    return decorator
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Conversions
+# --------------------------------------------------------------------------------------------------------------
+def _tensors(*args: Any) -> list[torch.Tensor | None]:
+    """Tensors for ``args`` (``None`` stays ``None``): non-tensors follow the floating tensors' dtype/device."""
+    floats = [a for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()]
+    if floats:
+        dtype = floats[0].dtype
+        for a in floats[1:]:
+            dtype = torch.promote_types(dtype, a.dtype)
+        device = floats[0].device
+    else:
+        dtype, device = torch.float64, torch.device("cpu")
+    out: list[torch.Tensor | None] = []
+    for a in args:
+        if a is None:
+            out.append(None)
+        elif isinstance(a, torch.Tensor):
+            out.append(a if a.dtype == dtype else a.to(dtype))
+        else:
+            arr = np.asarray(a)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"expected numbers, an array or a tensor; got {type(a).__name__} {a!r}"
+                )
+            out.append(torch.as_tensor(arr.astype(np.float64), device=device).to(dtype))
+    return out
+
+
+def _members_first(fct: torch.Tensor, m_axis: int) -> torch.Tensor:
+    return torch.movedim(fct, m_axis, 0)
+
+
+def _mv_native(obs: torch.Tensor, fct: torch.Tensor, m_axis: int, v_axis: int):
+    """``(samples, target)`` in our layout: members first, variables last (scoringrules' ``obs`` has the axes of
+    ``fct`` without ``m_axis``)."""
+    m_axis, v_axis = m_axis % fct.ndim, v_axis % fct.ndim
+    if m_axis == v_axis:
+        raise ValueError(f"m_axis and v_axis must differ; got both {m_axis}")
+    v_obs = v_axis - 1 if m_axis < v_axis else v_axis
+    return torch.movedim(fct, (m_axis, v_axis), (0, fct.ndim - 1)), torch.movedim(obs, v_obs, -1)
+
+
+def _mv_weights(ens_w: torch.Tensor | None, fct_ndim: int, m_axis: int) -> torch.Tensor | None:
+    """Member weights as scoringrules reads them for multivariate scores -> members first.
+
+    scoringrules moves axis ``m_axis`` (counted on ``fct``) of ``ens_w`` to the end and then expects
+    ``(*batch, m)``; with the default axes that is ``fct``'s shape without the variable axis.
+    """
+    if ens_w is None:
+        return None
+    return torch.movedim(torch.movedim(ens_w, m_axis % fct_ndim, -1), -1, 0)
+
+
+def _check_estimator_default(estimator: str) -> str:
+    if not isinstance(estimator, str):
+        raise TypeError(f"estimator must be a string; got {type(estimator).__name__}")
+    return estimator
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ensemble scores
+# --------------------------------------------------------------------------------------------------------------
+@_native(
+    "functional.crps_ensemble(movedim(fct, m_axis, 0), obs, estimator=..., member_weights=...)"
+)
+def crps_ensemble(
+    obs,
+    fct,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    estimator: str = "qd",
+    sorted_ensemble: bool = False,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``crps_ensemble`` (default estimator ``qd``); ``sorted_ensemble`` is accepted and ignored."""
+    obs, fct, ens_w = _tensors(obs, fct, ens_w)
+    w = None if ens_w is None else _members_first(ens_w, m_axis)
+    return _crps_ensemble(
+        _members_first(fct, m_axis),
+        obs,
+        estimator=_check_estimator_default(estimator),
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native("functional.energy_score(movedim(fct, (m_axis, v_axis), (0, -1)), obs, estimator=...)")
+def es_ensemble(
+    obs,
+    fct,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``es_ensemble`` (default estimator ``nrg``)."""
+    obs, fct, ens_w = _tensors(obs, fct, ens_w)
+    w = _mv_weights(ens_w, fct.ndim, m_axis)
+    return _energy_score(
+        *_mv_native(obs, fct, m_axis, v_axis),
+        estimator=estimator,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.variogram_score(movedim(fct, (m_axis, v_axis), (0, -1)), obs, p=p, weights=w, ...)"
+)
+def vs_ensemble(
+    obs,
+    fct,
+    w=None,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    p: float = 0.5,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``vs_ensemble``: ``w`` are the ``(d, d)`` pair weights, ``ens_w`` the member weights."""
+    obs, fct, w, ens_w = _tensors(obs, fct, w, ens_w)
+    mw = _mv_weights(ens_w, fct.ndim, m_axis)
+    return _variogram_score(
+        *_mv_native(obs, fct, m_axis, v_axis),
+        p=p,
+        weights=w,
+        estimator=estimator,
+        member_weights=mw,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.kernel_score(movedim(fct, m_axis, 0)[..., None], obs[..., None], kernel='gaussian')"
+)
+def gksuv_ensemble(
+    obs, fct, m_axis: int = -1, *, ens_w=None, estimator: str = "nrg", backend=None
+) -> torch.Tensor:
+    """scoringrules' ``gksuv_ensemble``: Gaussian kernel score (bandwidth 1) of a univariate ensemble."""
+    obs, fct, ens_w = _tensors(obs, fct, ens_w)
+    w = None if ens_w is None else _members_first(ens_w, m_axis)
+    return _kernel_score(
+        _members_first(fct, m_axis).unsqueeze(-1),
+        obs.unsqueeze(-1),
+        kernel="gaussian",
+        bandwidth=1.0,
+        estimator=estimator,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native("functional.kernel_score(movedim(fct, (m_axis, v_axis), (0, -1)), obs, kernel='gaussian')")
+def gksmv_ensemble(
+    obs,
+    fct,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``gksmv_ensemble``: Gaussian kernel score (bandwidth 1) of a multivariate ensemble."""
+    obs, fct, ens_w = _tensors(obs, fct, ens_w)
+    w = _mv_weights(ens_w, fct.ndim, m_axis)
+    return _kernel_score(
+        *_mv_native(obs, fct, m_axis, v_axis),
+        kernel="gaussian",
+        bandwidth=1.0,
+        estimator=estimator,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+# 0.10 aliases
+energy_score = es_ensemble
+variogram_score = vs_ensemble
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Closed forms: a distribution builder per family, shared by crps_* and logs_*
+# --------------------------------------------------------------------------------------------------------------
+def _crps_of(dist, obs: torch.Tensor) -> torch.Tensor:
+    return crps(dist, obs, reduction="none")
+
+
+def _logs_of(dist, obs: torch.Tensor) -> torch.Tensor:
+    return _log_score(dist, obs, reduction="none")
+
+
+def _rate(rate, scale, what: str):
+    if (rate is None) == (scale is None):
+        raise ValueError(
+            f"{what}: give exactly one of rate and scale; got rate={rate!r}, scale={scale!r}"
+        )
+    return rate if rate is not None else 1.0 / scale
+
+
+def _negbinom_probs(n, prob, mu):
+    if (prob is None) == (mu is None):
+        raise ValueError(f"give exactly one of prob and mu; got prob={prob!r}, mu={mu!r}")
+    return (
+        1.0 - prob if prob is not None else mu / (n + mu)
+    )  # torch counts successes with probability `probs`
+
+
+def _mixture(m, s, w, axis: int):
+    m, s = torch.movedim(m, axis, -1), torch.movedim(s, axis, -1)
+    if w is None:
+        w = torch.ones_like(m)
+    else:
+        w = torch.movedim(w, axis, -1)
+    return MixtureSameFamily(Categorical(probs=w), Normal(m, s))
+
+
+def _scaled_beta(a, b, lower, upper):
+    base = Beta(a, b)
+    return TransformedDistribution(base, AffineTransform(lower, upper - lower))
+
+
+def _shifted_exponential(location, scale):
+    return TransformedDistribution(
+        Exponential(1.0 / scale), AffineTransform(location, torch.ones_like(scale))
+    )
+
+
+@_native("functional.crps(Normal(mu, sigma), obs)")
+def crps_normal(obs, mu, sigma, *, backend=None) -> torch.Tensor:
+    obs, mu, sigma = _tensors(obs, mu, sigma)
+    return _crps_of(Normal(mu, sigma), obs)
+
+
+@_native("functional.crps(LogNormal(mulog, sigmalog), obs)")
+def crps_lognormal(obs, mulog, sigmalog, backend=None) -> torch.Tensor:
+    obs, mulog, sigmalog = _tensors(obs, mulog, sigmalog)
+    return _crps_of(LogNormal(mulog, sigmalog), obs)
+
+
+@_native("functional.crps(Logistic(mu, sigma), obs)")
+def crps_logistic(obs, mu, sigma, *, backend=None) -> torch.Tensor:
+    obs, mu, sigma = _tensors(obs, mu, sigma)
+    return _crps_of(Logistic(mu, sigma), obs)
+
+
+@_native("functional.crps(Laplace(location, scale), obs)")
+def crps_laplace(obs, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, location, scale = _tensors(obs, location, scale)
+    return _crps_of(Laplace(location, scale), obs)
+
+
+@_native("functional.crps(Exponential(rate), obs)")
+def crps_exponential(obs, rate, *, backend=None) -> torch.Tensor:
+    obs, rate = _tensors(obs, rate)
+    return _crps_of(Exponential(rate), obs)
+
+
+@_native("functional.crps(Gamma(shape, rate), obs)")
+def crps_gamma(obs, shape, rate=None, *, scale=None, backend=None) -> torch.Tensor:
+    obs, shape, rate, scale = _tensors(obs, shape, rate, scale)
+    return _crps_of(Gamma(shape, _rate(rate, scale, "crps_gamma")), obs)
+
+
+@_native(
+    "functional.crps(TransformedDistribution(Beta(a, b), AffineTransform(lower, upper - lower)), obs)"
+)
+def crps_beta(obs, a, b, lower=0.0, upper=1.0, *, backend=None) -> torch.Tensor:
+    obs, a, b, lower, upper = _tensors(obs, a, b, lower, upper)
+    return _crps_of(_scaled_beta(a, b, lower, upper), obs)
+
+
+@_native("functional.crps(Binomial(n, probs=prob), obs)")
+def crps_binomial(obs, n, prob, *, backend=None) -> torch.Tensor:
+    obs, n, prob = _tensors(obs, n, prob)
+    return _crps_of(Binomial(n, probs=prob), obs)
+
+
+@_native("functional.crps(Poisson(mean), obs)")
+def crps_poisson(obs, mean, *, backend=None) -> torch.Tensor:
+    obs, mean = _tensors(obs, mean)
+    return _crps_of(Poisson(mean), obs)
+
+
+@_native("functional.crps(NegativeBinomial(n, probs=1 - prob), obs)")
+def crps_negbinom(obs, n, prob=None, *, mu=None, backend=None) -> torch.Tensor:
+    obs, n, prob, mu = _tensors(obs, n, prob, mu)
+    return _crps_of(NegativeBinomial(n, probs=_negbinom_probs(n, prob, mu)), obs)
+
+
+@_native("functional.crps(StudentT(df, location, scale), obs)")
+def crps_t(obs, df, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, df, location, scale = _tensors(obs, df, location, scale)
+    return _crps_of(StudentT(df, location, scale), obs)
+
+
+@_native("functional.crps(MixtureSameFamily(Categorical(probs=w), Normal(m, s)), obs)")
+def crps_mixnorm(obs, m, s, w=None, m_axis=-1, *, backend=None) -> torch.Tensor:
+    obs, m, s, w = _tensors(obs, m, s, w)
+    return _crps_of(_mixture(m, s, w, int(m_axis)), obs)
+
+
+@_native("functional.crps(Uniform(min, max), obs)")
+def crps_uniform(obs, min, max, lmass=0.0, umass=0.0, *, backend=None) -> torch.Tensor:  # noqa: A002
+    obs, lo, hi = _tensors(obs, min, max)
+    if np.any(np.asarray(lmass) != 0) or np.any(np.asarray(umass) != 0):
+        raise NotImplementedError(
+            "crps_uniform with point masses needs the censored uniform distribution"
+        )
+    return _crps_of(Uniform(lo, hi), obs)
+
+
+@_native("functional.log_score(Normal(mu, sigma), obs)")
+def logs_normal(obs, mu, sigma, *, negative: bool = True, backend=None) -> torch.Tensor:
+    """scoringrules' ``logs_normal``; ``negative=False`` returns the log-density itself."""
+    obs, mu, sigma = _tensors(obs, mu, sigma)
+    value = _logs_of(Normal(mu, sigma), obs)
+    return value if negative else -value
+
+
+@_native("functional.log_score(LogNormal(mulog, sigmalog), obs)")
+def logs_lognormal(obs, mulog, sigmalog, backend=None) -> torch.Tensor:
+    obs, mulog, sigmalog = _tensors(obs, mulog, sigmalog)
+    return _logs_of(LogNormal(mulog, sigmalog), obs)
+
+
+@_native("functional.log_score(Logistic(mu, sigma), obs)")
+def logs_logistic(obs, mu, sigma, *, backend=None) -> torch.Tensor:
+    obs, mu, sigma = _tensors(obs, mu, sigma)
+    return _logs_of(Logistic(mu, sigma), obs)
+
+
+@_native("functional.log_score(Laplace(location, scale), obs)")
+def logs_laplace(obs, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, location, scale = _tensors(obs, location, scale)
+    return _logs_of(Laplace(location, scale), obs)
+
+
+@_native("functional.log_score(Exponential(rate), obs)")
+def logs_exponential(obs, rate, *, backend=None) -> torch.Tensor:
+    obs, rate = _tensors(obs, rate)
+    return _logs_of(Exponential(rate), obs)
+
+
+@_native(
+    "functional.log_score(TransformedDistribution(Exponential(1/scale), AffineTransform(location, 1)), obs)"
+)
+def logs_exponential2(obs, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, location, scale = _tensors(obs, location, scale)
+    return _logs_of(_shifted_exponential(location, scale), obs)
+
+
+@_native("functional.log_score(Gamma(shape, rate), obs)")
+def logs_gamma(obs, shape, rate=None, *, scale=None, backend=None) -> torch.Tensor:
+    obs, shape, rate, scale = _tensors(obs, shape, rate, scale)
+    return _logs_of(Gamma(shape, _rate(rate, scale, "logs_gamma")), obs)
+
+
+@_native(
+    "functional.log_score(TransformedDistribution(Beta(a, b), AffineTransform(lower, upper - lower)), obs)"
+)
+def logs_beta(obs, a, b, lower=0.0, upper=1.0, *, backend=None) -> torch.Tensor:
+    obs, a, b, lower, upper = _tensors(obs, a, b, lower, upper)
+    return _logs_of(_scaled_beta(a, b, lower, upper), obs)
+
+
+@_native("functional.log_score(Binomial(n, probs=prob), obs)")
+def logs_binomial(obs, n, prob, *, backend=None) -> torch.Tensor:
+    obs, n, prob = _tensors(obs, n, prob)
+    return _logs_of(Binomial(n, probs=prob, validate_args=False), obs)
+
+
+@_native("functional.log_score(Poisson(mean), obs)")
+def logs_poisson(obs, mean, *, backend=None) -> torch.Tensor:
+    obs, mean = _tensors(obs, mean)
+    return _logs_of(Poisson(mean, validate_args=False), obs)
+
+
+@_native("functional.log_score(NegativeBinomial(n, probs=1 - prob), obs)")
+def logs_negbinom(obs, n, prob=None, *, mu=None, backend=None) -> torch.Tensor:
+    obs, n, prob, mu = _tensors(obs, n, prob, mu)
+    return _logs_of(
+        NegativeBinomial(n, probs=_negbinom_probs(n, prob, mu), validate_args=False), obs
+    )
+
+
+@_native("functional.log_score(StudentT(df, location, scale), obs)")
+def logs_t(obs, df, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, df, location, scale = _tensors(obs, df, location, scale)
+    return _logs_of(StudentT(df, location, scale), obs)
+
+
+@_native("functional.log_score(MixtureSameFamily(Categorical(probs=w), Normal(m, s)), obs)")
+def logs_mixnorm(obs, m, s, w=None, mc_axis=-1, *, backend=None) -> torch.Tensor:
+    obs, m, s, w = _tensors(obs, m, s, w)
+    return _logs_of(_mixture(m, s, w, int(mc_axis)), obs)
+
+
+@_native("functional.log_score(Uniform(min, max), obs)")
+def logs_uniform(obs, min, max, *, backend=None) -> torch.Tensor:  # noqa: A002
+    obs, lo, hi = _tensors(obs, min, max)
+    return _logs_of(Uniform(lo, hi, validate_args=False), obs)
+
+
+__all__ = sorted([*NATIVE, "energy_score", "variogram_score", "NATIVE"])

@@ -1,0 +1,199 @@
+"""scoringrules_torch.compat against scoringrules 0.10 (numpy backend, float64): names, signatures, values."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import scoringrules as sr
+import torch
+
+import scoringrules_torch.compat as compat
+
+# Not scoring functions.
+_NOT_SCORES = {"register_backend", "version"}
+PEER_NAMES = sorted(
+    n
+    for n in dir(sr)
+    if not n.startswith("_") and callable(getattr(sr, n)) and n not in _NOT_SCORES
+)
+
+
+def _pos(rng, *shape):
+    return np.abs(rng.normal(size=shape)) + 0.2
+
+
+def _unit(rng, *shape):
+    return rng.uniform(0.05, 0.95, size=shape)
+
+
+def _probs(rng, *shape):
+    w = rng.random(shape) + 0.1
+    return w / w.sum(-1, keepdims=True)
+
+
+# name -> inputs (args, kwargs) for a batch shape; every case is float64 numpy, as a scoringrules user passes.
+def _cases(rng, batch):
+    b = batch
+    y = rng.normal(size=b)
+    ypos = _pos(rng, *b)
+    counts = rng.integers(0, 6, size=b).astype(float)
+    mv_obs, mv_fct = rng.normal(size=(*b, 3)), rng.normal(size=(*b, 5, 3))
+    uv_fct = rng.normal(size=(*b, 6))
+    m3, s3 = rng.normal(size=(*b, 3)), _pos(rng, *b, 3)
+    return {
+        "crps_ensemble": ((y, uv_fct), {}),
+        "es_ensemble": ((mv_obs, mv_fct), {}),
+        "energy_score": ((mv_obs, mv_fct), {}),
+        "vs_ensemble": ((mv_obs, mv_fct), {}),
+        "variogram_score": ((mv_obs, mv_fct), {}),
+        "gksuv_ensemble": ((y, uv_fct), {}),
+        "gksmv_ensemble": ((mv_obs, mv_fct), {}),
+        "crps_normal": ((y, rng.normal(size=b), _pos(rng, *b)), {}),
+        "logs_normal": ((y, rng.normal(size=b), _pos(rng, *b)), {}),
+        "crps_lognormal": ((ypos, rng.normal(size=b) * 0.3, _pos(rng, *b)), {}),
+        "logs_lognormal": ((ypos, rng.normal(size=b) * 0.3, _pos(rng, *b)), {}),
+        "crps_logistic": ((y, rng.normal(size=b), _pos(rng, *b)), {}),
+        "logs_logistic": ((y, rng.normal(size=b), _pos(rng, *b)), {}),
+        "crps_laplace": ((y, rng.normal(size=b), _pos(rng, *b)), {}),
+        "logs_laplace": ((y, rng.normal(size=b), _pos(rng, *b)), {}),
+        "crps_exponential": ((ypos, _pos(rng, *b)), {}),
+        "logs_exponential": ((ypos, _pos(rng, *b)), {}),
+        "logs_exponential2": ((ypos + 0.1, 0.05 * _pos(rng, *b), _pos(rng, *b)), {}),
+        "crps_gamma": ((ypos, _pos(rng, *b) + 1.0, _pos(rng, *b)), {}),
+        "logs_gamma": ((ypos, _pos(rng, *b) + 1.0), {"scale": _pos(rng, *b)}),
+        "crps_beta": ((_unit(rng, *b), _pos(rng, *b) + 0.5, _pos(rng, *b) + 0.5), {}),
+        "logs_beta": ((_unit(rng, *b), _pos(rng, *b) + 0.5, _pos(rng, *b) + 0.5), {}),
+        "crps_binomial": ((counts, np.full(b, 7.0), _unit(rng, *b)), {}),
+        "logs_binomial": ((counts, np.full(b, 7.0), _unit(rng, *b)), {}),
+        "crps_poisson": ((counts, _pos(rng, *b) * 3), {}),
+        "logs_poisson": ((counts, _pos(rng, *b) * 3), {}),
+        "crps_negbinom": ((counts, _pos(rng, *b) * 3, _unit(rng, *b)), {}),
+        "logs_negbinom": (
+            (counts, np.full(b, 3.0)),
+            {"mu": _pos(rng, *b) * 2},
+        ),  # peer: inf if n not integer
+        "crps_t": ((y, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b)), {}),
+        "logs_t": ((y, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b)), {}),
+        "crps_mixnorm": ((y, m3, s3, _probs(rng, *b, 3)), {}),
+        "logs_mixnorm": ((y, m3, s3, _probs(rng, *b, 3)), {}),
+        "crps_uniform": ((_unit(rng, *b), np.zeros(b), np.ones(b) + _pos(rng, *b)), {}),
+        "logs_uniform": ((_unit(rng, *b), np.zeros(b), np.ones(b) + _pos(rng, *b)), {}),
+    }
+
+
+CASE_NAMES = sorted(_cases(np.random.default_rng(0), (2,)))
+# Closed forms evaluated through special functions (incomplete gamma/beta, hypergeometric sums): looser bound.
+_SPECIAL = {"crps_gamma", "crps_beta", "crps_t", "crps_binomial", "crps_negbinom", "crps_poisson"}
+
+
+def test_every_compat_function_has_a_value_test():
+    untested = [n for n in PEER_NAMES if hasattr(compat, n) and n not in CASE_NAMES]
+    assert not untested, f"compat functions without a value test: {untested}"
+
+
+@pytest.mark.parametrize("name", [n for n in PEER_NAMES if hasattr(compat, n)])
+def test_signature_matches_the_peer(name):
+    ours = inspect.signature(getattr(compat, name)).parameters
+    theirs = inspect.signature(getattr(sr, name)).parameters
+    assert list(ours) == list(theirs), (
+        f"{name}: parameters {list(ours)} != scoringrules' {list(theirs)}"
+    )
+    for p in theirs.values():
+        assert ours[p.name].kind == p.kind, (
+            f"{name}({p.name}): kind {ours[p.name].kind} != {p.kind}"
+        )
+        if p.default is not inspect.Parameter.empty and p.name != "backend":
+            assert ours[p.name].default == p.default or (
+                ours[p.name].default is None and p.default is None
+            ), f"{name}({p.name}): default {ours[p.name].default!r} != {p.default!r}"
+
+
+def _peer(name, args, kwargs):
+    """The peer's value; where it fails on a batch shape (crps_binomial on 2-d input), element by element."""
+    fn = getattr(sr, name)
+    try:  # copies: some peer functions modify their inputs in place (logs_exponential2 shifts obs)
+        return np.asarray(fn(*[np.copy(a) for a in args], backend="numpy", **kwargs))
+    except ValueError:
+        arrays = np.broadcast_arrays(*args, *kwargs.values())
+        flat = [a.reshape(-1) for a in arrays]
+        keys, n = list(kwargs), len(args)
+        out = [
+            fn(
+                *[f[i] for f in flat[:n]],
+                backend="numpy",
+                **dict(zip(keys, [f[i] for f in flat[n:]])),
+            )
+            for i in range(flat[0].size)
+        ]
+        return np.asarray(out, dtype=float).reshape(arrays[0].shape)
+
+
+@pytest.mark.parametrize("batch", [(), (5,), (3, 4)], ids=lambda b: f"batch{b}")
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_values_agree_with_scoringrules(name, batch):
+    seed = sum(map(ord, name)) + 7 * len(batch)
+    args, kwargs = _cases(np.random.default_rng(seed), batch)[name]
+    ref = _peer(name, args, kwargs)
+    got = getattr(compat, name)(*args, **kwargs)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+    assert got.shape == ref.shape
+    rtol = 1e-8 if name in _SPECIAL else 1e-10
+    np.testing.assert_allclose(got.numpy(), ref, rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["qd", "nrg", "fair", "pwm", "int", "akr", "akr_circperm"])
+def test_crps_ensemble_estimators_weights_and_axes(estimator):
+    rng = np.random.default_rng(3)
+    obs, fct, w = rng.normal(size=(4, 2)), rng.normal(size=(7, 4, 2)), rng.random((7, 4, 2)) + 0.1
+    ref = sr.crps_ensemble(obs, fct, m_axis=0, ens_w=w, estimator=estimator, backend="numpy")
+    got = compat.crps_ensemble(obs, fct, m_axis=0, ens_w=w, estimator=estimator)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["es_ensemble", "vs_ensemble", "gksmv_ensemble"])
+def test_multivariate_axes_and_member_weights(name):
+    rng = np.random.default_rng(4)
+    obs, fct = (
+        rng.normal(size=(3, 2)),
+        rng.normal(size=(3, 6, 2)),
+    )  # fct (v, m, batch): m_axis=1, v_axis=0
+    ref = getattr(sr, name)(obs, fct, m_axis=1, v_axis=0, backend="numpy")
+    got = getattr(compat, name)(obs, fct, m_axis=1, v_axis=0)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10)
+    # member weights, read the peer's way: axis m_axis (counted on fct) moved last gives (*batch, m)
+    obs, fct, w = (
+        rng.normal(size=(2, 4, 3)),
+        rng.normal(size=(2, 4, 6, 3)),
+        rng.random((2, 4, 6)) + 0.1,
+    )
+    ref = getattr(sr, name)(obs, fct, ens_w=w, backend="numpy")
+    got = getattr(compat, name)(obs, fct, ens_w=w)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10)
+
+
+def test_tensors_in_tensors_out_with_gradients_and_dtype():
+    fct = torch.randn(4, 9, dtype=torch.float32, requires_grad=True)
+    obs = np.zeros(4)  # numpy obs follows the tensor's dtype
+    out = compat.crps_ensemble(obs, fct)
+    assert out.dtype == torch.float32 and out.shape == (4,)
+    out.sum().backward()
+    assert fct.grad is not None and torch.isfinite(fct.grad).all()
+    ref = sr.crps_ensemble(obs, fct.detach().double().numpy(), backend="numpy")
+    np.testing.assert_allclose(out.detach().double().numpy(), ref, rtol=1e-5)
+
+
+def test_native_table_names_every_function():
+    for name in PEER_NAMES:
+        if hasattr(compat, name) and name not in ("energy_score", "variogram_score"):
+            assert getattr(compat, name).__name__ in compat.NATIVE, name
+
+
+def test_bad_inputs_give_clear_errors():
+    with pytest.raises(TypeError, match="expected numbers"):
+        compat.crps_normal(["a"], 0.0, 1.0)
+    with pytest.raises(ValueError, match="exactly one of rate and scale"):
+        compat.crps_gamma(1.0, 2.0)
+    with pytest.raises(ValueError, match="m_axis and v_axis must differ"):
+        compat.es_ensemble(np.zeros(3), np.zeros((4, 3)), m_axis=-1, v_axis=-1)
