@@ -123,7 +123,7 @@ def _peer(name, args, kwargs):
             fn(
                 *[f[i] for f in flat[:n]],
                 backend="numpy",
-                **dict(zip(keys, [f[i] for f in flat[n:]])),
+                **dict(zip(keys, [f[i] for f in flat[n:]], strict=True)),
             )
             for i in range(flat[0].size)
         ]
