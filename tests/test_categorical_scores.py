@@ -290,3 +290,20 @@ def test_categorical_scores_strictly_proper(fn, from_logits):
     for probs in ([0.3, 0.4, 0.3], [0.2, 0.3, 0.5], [0.1, 0.6, 0.3]):
         P = Categorical(probs=torch.tensor(probs, dtype=F64))
         assert_strictly_proper(_as_score(fn, from_logits), P, Q, kind="distribution", n_obs=20000)
+
+
+def test_logits_scores_under_bf16_autocast():
+    torch.manual_seed(15)
+    head = torch.nn.Linear(16, 300)
+    h = torch.randn(12, 16)
+    y = torch.randint(0, 300, (12,))
+    for mod in (BrierScore(), SphericalScore()):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = head(h)
+            loss = mod(logits, y)
+        assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+        ref = mod(logits.detach().double(), y)
+        torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-7)
+        head.zero_grad()
+        loss.backward()
+        assert torch.isfinite(head.weight.grad).all() and head.weight.grad.abs().sum() > 0
