@@ -4,7 +4,21 @@ Each ``forward`` is one call of the matching function of :mod:`scoringrules_torc
 stored at construction (where they are validated).
 """
 
+from .categorical import BrierScore, RankedProbabilityScore, SphericalScore
 from .density import HyvarinenScore, LogScore
+from .quantile import IntervalScore, QuantileScore
 from .sample import CRPS, EnergyScore, KernelScore, VariogramScore
 
-__all__ = ["CRPS", "EnergyScore", "HyvarinenScore", "KernelScore", "LogScore", "VariogramScore"]
+__all__ = [
+    "CRPS",
+    "BrierScore",
+    "EnergyScore",
+    "HyvarinenScore",
+    "IntervalScore",
+    "KernelScore",
+    "LogScore",
+    "QuantileScore",
+    "RankedProbabilityScore",
+    "SphericalScore",
+    "VariogramScore",
+]
