@@ -6,16 +6,33 @@ predictive heads in :mod:`scoringrules_torch.heads`, the propriety-testing harne
 """
 
 from . import functional, heads, testing
-from .scores import CRPS, EnergyScore, HyvarinenScore, KernelScore, LogScore, VariogramScore
+from .scores import (
+    CRPS,
+    BrierScore,
+    EnergyScore,
+    HyvarinenScore,
+    IntervalScore,
+    KernelScore,
+    LogScore,
+    QuantileScore,
+    RankedProbabilityScore,
+    SphericalScore,
+    VariogramScore,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "CRPS",
+    "BrierScore",
     "EnergyScore",
     "HyvarinenScore",
+    "IntervalScore",
     "KernelScore",
     "LogScore",
+    "QuantileScore",
+    "RankedProbabilityScore",
+    "SphericalScore",
     "VariogramScore",
     "functional",
     "heads",
