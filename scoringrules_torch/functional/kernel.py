@@ -59,7 +59,8 @@ def _radial(kernel: str, bandwidths: list[float] | None, beta: float) -> Radial:
 
         def deriv(s, v, h=None):
             r = s.sqrt().clamp_min(torch.finfo(s.dtype).tiny)
-            return sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r
+            # 0 where s == 0 (the gradient of s is 0 there): a huge finite value would swamp the fused backward.
+            return (sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r).masked_fill_(s == 0, 0.0)
     else:  # inverse multiquadric
         def value(s, h=None):
             return sum(torch.rsqrt(1.0 + s / (b * b)) for b in each(h))
