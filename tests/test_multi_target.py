@@ -9,7 +9,10 @@ import torch
 
 from scoringrules_torch.functional.energy import energy_score
 from scoringrules_torch.functional.kernel import kernel_score
-from scoringrules_torch.functional.multi_target import multi_target_energy_score, multi_target_kernel_score
+from scoringrules_torch.functional.multi_target import (
+    multi_target_energy_score,
+    multi_target_kernel_score,
+)
 
 
 def _norm(a, b):
