@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scoringrules_torch._internal import ensemble_ext  # noqa: E402
 from scoringrules_torch._internal.distributed import LAST_EXCHANGE, scale_grad_for_ddp  # noqa: E402
 from scoringrules_torch.functional.crps_sample import crps_ensemble  # noqa: E402
 from scoringrules_torch.functional.energy import energy_score  # noqa: E402
@@ -49,6 +50,9 @@ CASES = [
     ("kernel-nrg-weights", "kernel", {"estimator": "nrg", "kernel": "laplacian"}, "mB", 0, "none", None),
     ("variogram-nrg", "variogram", {"estimator": "nrg"}, None, 0, "none", None),
     ("variogram-fair-weights", "variogram", {"estimator": "fair", "p": 1.0}, "m", 0, "none", None),
+    # The same scores from all-reduced moments instead of gathered members ("-moments": forced in the worker).
+    ("variogram-nrg-moments", "variogram", {"estimator": "nrg"}, None, 0, "none", None),
+    ("variogram-fair-moments", "variogram", {"estimator": "fair", "p": 1.0}, "mB", 1, "mean", None),
     ("crps-nan-propagate", "crps", {"estimator": "fair"}, None, 0, "none", "propagate"),
     ("crps-nan-omit", "crps", {"estimator": "fair"}, None, 0, "none", "omit"),
     ("crps-nan-raise", "crps", {"estimator": "fair"}, None, 0, "none", "raise"),
@@ -151,9 +155,11 @@ def main(rank: int, world: int, port: str, out: Path) -> None:
     for index, case in enumerate(CASES):
         x, y, w = make_case(index, world)
         xs, ws = shard(x, w, case[4], counts, rank)
+        ensemble_ext.MOMENTS_EXCHANGE = "always" if case[0].endswith("-moments") else "auto"
         results[case[0]] = run_case(index, xs, y, ws, group)
-        if case[0] == "energy-fair":
-            results["bytes"] = dict(LAST_EXCHANGE)
+        if case[0] in ("energy-fair", "variogram-nrg-moments"):
+            results["bytes-" + case[0]] = dict(LAST_EXCHANGE)
+    ensemble_ext.MOMENTS_EXCHANGE = "auto"
 
     # Ranks passing different batch shapes: a clear error on every rank, before any member is exchanged.
     x, y, _ = make_case(0, world)

@@ -136,10 +136,25 @@ def test_bytes_exchanged_follow_the_formula(ranks):
     b = 1
     for s in worker.BATCH:
         b *= s
-    per_rank = 8 * (4 + 2 * 16) + 8 * max(counts) * b * worker.DIM  # header + padded members, float64
+    header = 8 * (4 + 2 * 16)
+    payload = 8 * max(counts) * b * worker.DIM  # padded members, float64
+    moments = 8 * b * (2 * worker.DIM**2 + 2)  # two (B, d, d) moments and two (B,) weight sums
+    ring = 2 * (world - 1) * moments // world
     for r in range(world):
-        got = results[r]["bytes"]
-        assert got == {"sent": per_rank, "received": (world - 1) * per_rank, "world_size": world}
+        assert results[r]["bytes-energy-fair"] == {
+            "collective": "all_gather", "payload": payload, "sent": header + payload,
+            "received": (world - 1) * (header + payload), "world_size": world}
+        assert results[r]["bytes-variogram-nrg-moments"] == {
+            "collective": "all_reduce", "payload": moments, "sent": header + ring,
+            "received": (world - 1) * header + ring, "world_size": world}
+
+
+def test_variogram_exchange_choice():
+    """Moments are exchanged when fewer elements than the members: B (2 d^2 + 2) < m_max B d."""
+    from scoringrules_torch._internal.distributed import variogram_moments_cost
+
+    assert variogram_moments_cost(10, 3, 5) == (150, 200)  # few members: gather them
+    assert variogram_moments_cost(10, 3, 64) == (1920, 200)  # many members: all-reduce the moments
 
 
 def test_process_group_without_init_is_a_clear_error():

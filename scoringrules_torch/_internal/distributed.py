@@ -26,9 +26,17 @@ import math
 
 import torch
 
-__all__ = ["LAST_EXCHANGE", "gather_members", "scale_grad_for_ddp", "world_size"]
+__all__ = [
+    "LAST_EXCHANGE",
+    "exchange_header",
+    "gather_members",
+    "scale_grad_for_ddp",
+    "variogram_by_moments",
+    "world_size",
+]
 
 _MAX_DIMS = 16
+_HEADER_LEN = 4 + 2 * _MAX_DIMS
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 #: Bytes of the last :func:`gather_members` call on this rank: ``{"sent": ..., "received": ..., "world_size": ...}``
@@ -71,8 +79,29 @@ def _describe(h: list[int]) -> str:
     return f"(m={h[0]}, *{shape}) {dtype}, {weights}"
 
 
+def exchange_header(x: torch.Tensor, w: torch.Tensor | None, process_group) -> list[int]:
+    """Check that the ranks agree on everything but the member count; return every rank's member count.
+
+    One ``all_gather`` of ``4 + 2 * 16`` int64 per rank. Raises ``ValueError`` on every rank alike when the
+    ranks disagree on the shape after the sample axis, the dtype, or whether member weights are given.
+    """
+    dist = _dist()
+    world = dist.get_world_size(process_group)
+    header = _header(x, w)
+    headers = [torch.empty_like(header) for _ in range(world)]
+    dist.all_gather(headers, header, group=process_group)
+    rows = [h.tolist() for h in headers]
+    if any(r[1:] != rows[0][1:] for r in rows):
+        per_rank = "; ".join(f"rank {i}: {_describe(r)}" for i, r in enumerate(rows))
+        raise ValueError(
+            "with process_group every rank must pass members of the same batch/event shape, dtype and "
+            f"member_weights layout (only the member count may differ); got {per_rank}"
+        )
+    return [r[0] for r in rows]
+
+
 def gather_members(
-    x: torch.Tensor, w: torch.Tensor | None, process_group
+    x: torch.Tensor, w: torch.Tensor | None, process_group, counts: list[int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
     """All members of the ensemble split over ``process_group``, identical on every rank.
 
@@ -81,6 +110,7 @@ def gather_members(
         w: local member weights ``(m_r, ...)`` (sample axis first) or ``None``; they must be ``None`` on every
             rank or given on every rank with the same shape after the sample axis.
         process_group: the group (``torch.distributed.group.WORLD`` for all processes).
+        counts: the member counts from :func:`exchange_header`, if it was already called.
 
     Returns:
         ``(x_full, w_full, counts)``: ``x_full (sum m_r, *rest)`` in rank order with this rank's slice
@@ -93,17 +123,8 @@ def gather_members(
     dist = _dist()
     world = dist.get_world_size(process_group)
     rank = dist.get_rank(process_group)
-    header = _header(x, w)
-    headers = [torch.empty_like(header) for _ in range(world)]
-    dist.all_gather(headers, header, group=process_group)
-    rows = [h.tolist() for h in headers]
-    if any(r[1:] != rows[0][1:] for r in rows):
-        per_rank = "; ".join(f"rank {i}: {_describe(r)}" for i, r in enumerate(rows))
-        raise ValueError(
-            "with process_group every rank must pass members of the same batch/event shape, dtype and "
-            f"member_weights layout (only the member count may differ); got {per_rank}"
-        )
-    counts = [r[0] for r in rows]
+    if counts is None:
+        counts = exchange_header(x, w, process_group)
     m_max = max(counts)
     m = x.shape[0]
     dtype = x.dtype if w is None else torch.promote_types(x.dtype, w.dtype)
@@ -119,17 +140,83 @@ def gather_members(
     dist.all_gather(received, buf, group=process_group)
     pieces = [local if r == rank else received[r][: counts[r]] for r in range(world)]
     full = torch.cat(pieces, dim=0)
-    elem = buf.element_size()
-    LAST_EXCHANGE.clear()
-    LAST_EXCHANGE.update(
-        sent=header.numel() * 8 + buf.numel() * elem,
-        received=(world - 1) * (header.numel() * 8 + buf.numel() * elem),
-        world_size=world,
-    )
+    _record("all_gather", buf.numel() * buf.element_size(), world)
     total = full.shape[0]
     x_full = full[:, :n_x].to(x.dtype).reshape(total, *x.shape[1:])
     w_full = None if w is None else full[:, n_x:].to(w.dtype).reshape(total, *w.shape[1:])
     return x_full, w_full, counts
+
+
+def _record(collective: str, payload: int, world: int) -> None:
+    header = 8 * _HEADER_LEN
+    if collective == "all_gather":  # every rank needs the (W - 1) other buffers: exact for any algorithm
+        sent, received = header + payload, (world - 1) * (header + payload)
+    else:  # all_reduce: a ring sends and receives 2 (W - 1) / W of the buffer per rank
+        ring = 2 * (world - 1) * payload // world
+        sent, received = header + ring, (world - 1) * header + ring
+    LAST_EXCHANGE.clear()
+    LAST_EXCHANGE.update(collective=collective, payload=payload, sent=sent, received=received, world_size=world)
+
+
+def variogram_moments_cost(b: int, d: int, m_max: int) -> tuple[int, int]:
+    """Elements each rank hands to the collective: ``(members, moments)`` = ``(m_max B d, B (2 d^2 + 2))``."""
+    return m_max * b * d, b * (2 * d * d + 2)
+
+
+def variogram_by_moments(x, target, w, counts, process_group, *, p, weights, estimator, sample_dim=0):
+    """The variogram score of the distributed ensemble from all-reduced moments (``(*batch)``, not reduced).
+
+    The score depends on the members only through ``sum_i w_i g_i``, ``sum_i w_i g_i^2`` (``(B, d, d)`` each) and
+    ``sum_i w_i``, ``sum_i w_i^2`` (``(B,)``) with ``g_i = |x_ik - x_il|^p``: every rank sums its own members and one
+    ``all_reduce`` adds them up, ``B (2 d^2 + 2)`` elements whatever the number of members. The local sums enter
+    the score with gradient 1 (the others as constants), so each rank gets the gradient w.r.t. its own members.
+    """
+    from ..functional.variogram import _increments, _VariogramMoments
+    from .checks import check_floating, flatten_multivariate
+    from .pairwise import no_autocast, safe_pow
+
+    dist = _dist()
+    world = dist.get_world_size(process_group)
+    xl, y, _, batch_shape = flatten_multivariate(x, target, sample_dim=0, min_members=0)
+    m, b, d = xl.shape
+    total = sum(counts)
+    if total < (2 if estimator == "fair" else 1):
+        raise ValueError(f"estimator={estimator!r} needs at least 2 members in all; got {total} over {world} ranks")
+    if weights is None:
+        pair_w = None
+    else:
+        check_floating("weights", weights)
+        if weights.shape[-2:] != (d, d) or weights.shape[:-2] not in (torch.Size(), batch_shape):
+            raise ValueError(
+                f"weights must have shape (d, d) = {(d, d)} or (*batch, d, d) = {(*batch_shape, d, d)}; "
+                f"got {tuple(weights.shape)}"
+            )
+        pair_w = weights.to(xl.dtype).reshape(-1, d, d)
+    if w is None:
+        raw = xl.new_ones(m, b)
+    else:
+        raw = (w.reshape((m,) + (1,) * len(batch_shape)) if w.dim() == 1 else w).expand((m, *batch_shape))
+        raw = raw.to(xl.dtype).reshape(m, b)
+    with no_autocast(xl.device):
+        first, second = _VariogramMoments.apply(xl, raw, float(p))
+    local = torch.cat([first.reshape(b, -1), second.reshape(b, -1), raw.sum(0)[:, None],
+                       (raw * raw).sum(0)[:, None]], dim=1)
+    summed = local.detach().clone()
+    dist.all_reduce(summed, group=process_group)
+    _record("all_reduce", summed.numel() * summed.element_size(), world)
+    full = summed + (local - local.detach())  # the value of the sum, the gradient of the local part
+    first = full[:, : d * d].reshape(b, d, d)
+    second = full[:, d * d : 2 * d * d].reshape(b, d, d)
+    w1, w2 = full[:, -2], full[:, -1]
+    first, second = first / w1.reshape(-1, 1, 1), second / w1.reshape(-1, 1, 1)
+    gy = safe_pow(_increments(y).abs(), p)
+    if estimator == "nrg":
+        sq = (gy - first) ** 2
+    else:
+        norm = (1.0 - w2 / (w1 * w1)).reshape(-1, 1, 1)
+        sq = gy * gy - 2.0 * gy * first + second - (second - first * first) / norm
+    values = sq.sum((-2, -1)) if pair_w is None else (pair_w * sq).sum((-2, -1))
+    return values.reshape(batch_shape)
 
 
 def scale_grad_for_ddp(loss: torch.Tensor, process_group=None) -> torch.Tensor:

@@ -7,16 +7,26 @@ the NaN policy on the full ensemble, calls the score once with ``reduction="none
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from .checks import move_sample_dim
-from .distributed import gather_members
+from .distributed import (
+    exchange_header,
+    gather_members,
+    variogram_by_moments,
+    variogram_moments_cost,
+)
 from .nan_policy import check_nan_policy, finish, omit_members, raise_on_nan
 from .reduction import reduce
 
 __all__ = ["afcrps_values", "almost_fair_factor", "check_alpha", "ensemble_extensions"]
+
+#: ``"auto"``: the variogram score exchanges moments when they are fewer bytes than the members; ``"always"``
+#: forces the moments (used by the tests to exercise both paths).
+MOMENTS_EXCHANGE = "auto"
 
 #: The AIFS-CRPS default (Lang et al. 2024).
 DEFAULT_ALPHA = 0.95
@@ -68,12 +78,15 @@ def ensemble_extensions(
     nan_policy: str,
     process_group,
     min_members: int = 1,
+    moments: bool = False,
     **kwargs,
 ) -> torch.Tensor:
     """Score ``fn(samples, target, **kwargs)`` with ``nan_policy`` and/or ``process_group``.
 
     ``fn`` is the public score itself; it is called once, on the full (gathered) ensemble, with
     ``nan_policy="propagate"``, ``process_group=None``, ``sample_dim=0`` and ``reduction="none"``.
+    With ``moments=True`` (the variogram score) and ``nan_policy="propagate"``, the ranks exchange the moments the
+    score needs instead of the members when that is fewer bytes (see ``docs/distributed.md``).
     """
     check_nan_policy(nan_policy)
     if not isinstance(samples, torch.Tensor):
@@ -81,7 +94,14 @@ def ensemble_extensions(
     x = move_sample_dim(samples, sample_dim)
     w = member_weights
     if process_group is not None:
-        x, w, _ = gather_members(x, w, process_group)
+        counts = exchange_header(x, w, process_group)
+        if moments and nan_policy == "propagate" and x.dim() >= 2:
+            b = math.prod(x.shape[1:-1])
+            by_members, by_moments = variogram_moments_cost(b, x.shape[-1], max(counts))
+            if by_moments < by_members or MOMENTS_EXCHANGE == "always":
+                values = variogram_by_moments(x, target, w, counts, process_group, **kwargs)
+                return reduce(values, reduction)
+        x, w, _ = gather_members(x, w, process_group, counts)
     estimator = kwargs.get("estimator")
     ok = None
     if nan_policy == "raise":

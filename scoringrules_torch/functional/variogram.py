@@ -151,7 +151,7 @@ def variogram_score(
         return ensemble_extensions(variogram_score, samples, target, event_rank=1, sample_dim=sample_dim,
                                    member_weights=member_weights, reduction=reduction, nan_policy=nan_policy,
                                    process_group=process_group, min_members=2 if estimator == "fair" else 1,
-                                   p=p, weights=weights, estimator=estimator)
+                                   moments=True, p=p, weights=weights, estimator=estimator)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
         raise ValueError(f"p must be a positive number; got {p!r}")
     x, y, w, batch_shape = flatten_multivariate(
