@@ -38,7 +38,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoringrules_torch._internal.distributed import scale_grad_for_ddp  # noqa: E402
+from scoringrules_torch._internal.distributed import LAST_EXCHANGE, scale_grad_for_ddp  # noqa: E402
 from scoringrules_torch.functional.crps_sample import crps_ensemble  # noqa: E402
 
 NOISE = 8
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"{world} process(es), {args.members} members ({mine.stop - mine.start} on rank 0), "
         f"{xt.shape[0]} training windows, {int(test.sum())} held-out")
 
-    curve, times = [], []
+    curve, times, exchange = [], [], {}
     for step in range(args.steps):
         t0 = time.perf_counter()
         # Every rank draws the noise of all members from the same seed and keeps its own rows.
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
         times.append(time.perf_counter() - t0)
         curve.append(float(loss.detach()))
+        exchange = dict(LAST_EXCHANGE) if group is not None else {}
         if step % args.log_every == 0 or step == args.steps - 1:
             log(f"step {step:5d}  afCRPS {curve[-1]:.4f}")
 
@@ -179,8 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
         "heldout_fair_crps_climatology": clim_crps,
         "heldout_fair_crps_model_per_lead": model_lead.tolist(),
         "heldout_fair_crps_climatology_per_lead": clim_lead.tolist(),
+        "bytes_per_training_call": exchange,
     }
     log(f"median step time {1000 * result['median_step_s']:.1f} ms ({world} process(es))")
+    if exchange:
+        log(f"per training call each rank sent {exchange['sent']} B and received {exchange['received']} B "
+            f"({exchange['collective']} of {exchange['payload']} B)")
     log(f"held-out fair CRPS (deg C): ensemble {model_crps:.3f}, climatology {clim_crps:.3f}")
     log("  per lead (months 1..): ensemble " + " ".join(f"{v:.3f}" for v in model_lead.tolist())
         + ", climatology " + " ".join(f"{v:.3f}" for v in clim_lead.tolist()))
