@@ -68,8 +68,8 @@ DIM = 3
 
 
 def counts_for(world: int) -> list[int]:
-    """Uneven member counts per rank (one rank holds a single member)."""
-    return {1: [6], 2: [2, 5], 4: [3, 1, 4, 2]}[world]
+    """Uneven member counts per rank (with 4 ranks, one rank holds no member)."""
+    return {1: [6], 2: [2, 5], 4: [3, 0, 4, 3]}[world]
 
 
 def make_case(index: int, world: int):

@@ -129,9 +129,9 @@ def gather_members(
     m = x.shape[0]
     dtype = x.dtype if w is None else torch.promote_types(x.dtype, w.dtype)
     n_x = math.prod(x.shape[1:])
-    parts = [x.reshape(m, -1).to(dtype)]
+    parts = [x.reshape(m, n_x).to(dtype)]  # explicit sizes: a rank may hold no member
     if w is not None:
-        parts.append(w.reshape(m, -1).to(dtype))
+        parts.append(w.reshape(m, math.prod(w.shape[1:])).to(dtype))
     local = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
     width = local.shape[1]
     buf = local.detach().new_zeros(m_max, width)
@@ -172,13 +172,16 @@ def variogram_by_moments(x, target, w, counts, process_group, *, p, weights, est
     the score with gradient 1 (the others as constants), so each rank gets the gradient w.r.t. its own members.
     """
     from ..functional.variogram import _increments, _VariogramMoments
-    from .checks import check_floating, flatten_multivariate
+    from .checks import check_floating, check_sample_target, compute_dtype
     from .pairwise import no_autocast, safe_pow
 
     dist = _dist()
     world = dist.get_world_size(process_group)
-    xl, y, _, batch_shape = flatten_multivariate(x, target, sample_dim=0, min_members=0)
-    m, b, d = xl.shape
+    check_sample_target(x, target, event_rank=1, min_members=0)
+    dtype = compute_dtype(x, target)
+    batch_shape = target.shape[:-1]
+    m, b, d = x.shape[0], math.prod(batch_shape), target.shape[-1]
+    xl, y = x.to(dtype).reshape(m, b, d), target.to(dtype).reshape(b, d)  # explicit sizes: m may be 0
     total = sum(counts)
     if total < (2 if estimator == "fair" else 1):
         raise ValueError(f"estimator={estimator!r} needs at least 2 members in all; got {total} over {world} ranks")
