@@ -135,7 +135,7 @@ def crps_ensemble(
             ``estimator="afcrps"``.
         nan_policy: ``"propagate"`` (default), ``"omit"`` (drop NaN members per observation; observations with a
             NaN target or too few valid members are NaN with ``reduction="none"`` and left out of the mean/sum)
-            or ``"raise"``. See :mod:`scoringrules_torch._internal.nan_policy`.
+            or ``"raise"`` (see the "Missing values" section of the CRPS page).
         process_group: a ``torch.distributed`` process group whose ranks each hold some members of the same
             ensemble (same targets); the score of the whole ensemble (members in rank order) is returned on every
             rank, with each rank's gradient that of the score w.r.t. its own members. See the "Distributed
