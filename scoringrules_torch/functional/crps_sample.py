@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 
 from .._internal.checks import check_choice, flatten_univariate
+from .._internal.ensemble_ext import afcrps_values, check_alpha, ensemble_extensions
 from .._internal.reduction import check_reduction, reduce
 
 __all__ = ["CRPS_ESTIMATORS", "crps_ensemble"]
 
 #: Estimators of the ensemble CRPS.
-CRPS_ESTIMATORS = ("fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm")
-_MIN_MEMBERS = {"fair": 2, "pwm": 2}
+CRPS_ESTIMATORS = ("fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm", "afcrps")
+_MIN_MEMBERS = {"fair": 2, "pwm": 2, "afcrps": 2}
 
 
 def _sorted_with_weights(
@@ -88,6 +89,9 @@ def crps_ensemble(
     member_weights: torch.Tensor | None = None,
     sample_dim: int = 0,
     reduction: str = "mean",
+    alpha: float | None = None,
+    nan_policy: str = "propagate",
+    process_group=None,
 ) -> torch.Tensor:
     r"""CRPS of a univariate ensemble against observations; lower is better.
 
@@ -111,6 +115,9 @@ def crps_ensemble(
       ``"nrg"``; :math:`O(m\log m)`.
     * ``"akr"`` / ``"akr_circperm"``: :math:`O(m)` approximations using the partners :math:`x_{i-1}` /
       :math:`x_{i-\lfloor m/2\rfloor}` (circular, in the given member order).
+    * ``"afcrps"``: almost-fair CRPS of AIFS-CRPS (Lang et al. 2024), ``alpha * fair + (1 - alpha) * nrg``, i.e.
+      the spread term of ``"nrg"`` weighted by :math:`1 - \epsilon` with :math:`\epsilon = (1 - \alpha)/m`
+      over the ``"fair"`` normalisation. Proper only for ``alpha = 1`` (see the CRPS docs page).
 
     With ``member_weights`` (normalised to sum to one) every estimator uses weighted sums; ``"fair"`` and
     ``"pwm"`` divide the pair term by :math:`1-\sum_i w_i^2` (as ``scoringrules``). Note: for ``"akr_circperm"``
@@ -124,6 +131,15 @@ def crps_ensemble(
         member_weights: optional non-negative weights of shape ``(m,)`` or ``(m, *batch)``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        alpha: weight of ``"fair"`` in ``"afcrps"``, in :math:`(0, 1]` (default 0.95, as AIFS-CRPS); only with
+            ``estimator="afcrps"``.
+        nan_policy: ``"propagate"`` (default), ``"omit"`` (drop NaN members per observation; observations with a
+            NaN target or too few valid members are NaN with ``reduction="none"`` and left out of the mean/sum)
+            or ``"raise"`` (see the "Missing values" section of the CRPS page).
+        process_group: a ``torch.distributed`` process group whose ranks each hold some members of the same
+            ensemble (same targets); the score of the whole ensemble (members in rank order) is returned on every
+            rank, with each rank's gradient that of the score w.r.t. its own members. See the "Distributed
+            ensembles" docs page.
 
     Shape:
         - samples: :math:`(m, *\text{batch})` (sample axis at ``sample_dim``)
@@ -149,6 +165,12 @@ def crps_ensemble(
     """
     check_reduction(reduction)
     check_choice("estimator", estimator, CRPS_ESTIMATORS)
+    alpha = check_alpha(alpha, estimator, "afcrps")
+    if nan_policy != "propagate" or process_group is not None:
+        return ensemble_extensions(crps_ensemble, samples, target, event_rank=0, sample_dim=sample_dim,
+                                   member_weights=member_weights, reduction=reduction, nan_policy=nan_policy,
+                                   process_group=process_group, min_members=_MIN_MEMBERS.get(estimator, 1),
+                                   estimator=estimator, alpha=alpha)
     x, y, w, batch_shape = flatten_univariate(
         samples,
         target,
@@ -156,4 +178,6 @@ def crps_ensemble(
         min_members=_MIN_MEMBERS.get(estimator, 1),
         member_weights=member_weights,
     )
+    if estimator == "afcrps":
+        return reduce(afcrps_values(_crps_values(x, y, w, "nrg"), x, y, w, alpha).reshape(batch_shape), reduction)
     return reduce(_crps_values(x, y, w, estimator).reshape(batch_shape), reduction)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 
 from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.ensemble_ext import almost_fair_factor, check_alpha, ensemble_extensions
 from .._internal.pairwise import (
     pairwise_radial_sum,
     power_radial,
@@ -20,8 +21,8 @@ from .._internal.reduction import check_reduction, reduce
 __all__ = ["ENERGY_ESTIMATORS", "EnergyScoreTerms", "energy_score", "energy_score_terms"]
 
 #: Estimators of the energy score, in the order the documentation lists them.
-ENERGY_ESTIMATORS = ("fair", "nrg", "pairs", "akr", "akr_circperm")
-_MIN_MEMBERS = {"fair": 2, "nrg": 1, "pairs": 2, "akr": 1, "akr_circperm": 1}
+ENERGY_ESTIMATORS = ("fair", "nrg", "pairs", "akr", "akr_circperm", "afes")
+_MIN_MEMBERS = {"fair": 2, "nrg": 1, "pairs": 2, "akr": 1, "akr_circperm": 1, "afes": 2}
 _beta2_warned = False
 
 
@@ -63,9 +64,11 @@ def _terms(
     estimator: str,
     member_weights: torch.Tensor | None,
     sample_dim: int,
+    alpha: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
     """Per-observation accuracy and spread terms, flattened to ``(B,)``, and the batch shape."""
     check_choice("estimator", estimator, ENERGY_ESTIMATORS)
+    alpha = check_alpha(alpha, estimator, "afes")
     beta = check_beta(beta)
     if estimator == "pairs" and member_weights is not None:
         raise ValueError(
@@ -88,7 +91,10 @@ def _terms(
     err = safe_pow(sq_dist_to_target(x, y), q)  # (m, B)
     accuracy = err.mean(0) if w is None else (w * err).sum(0)
 
-    if estimator in ("fair", "nrg"):
+    if estimator == "afes":  # almost fair: alpha * fair + (1 - alpha) * nrg
+        total = pairwise_radial_sum(x, w, power_radial(q), diagonal=True)
+        spread = 0.5 * total * almost_fair_factor(alpha, m, w) / (m * m if w is None else 1.0)
+    elif estimator in ("fair", "nrg"):
         total = pairwise_radial_sum(x, w, power_radial(q), diagonal=True)  # the diagonal is exactly 0
         if w is None:
             denom = m * (m - 1) if estimator == "fair" else m * m
@@ -118,6 +124,9 @@ def energy_score(
     member_weights: torch.Tensor | None = None,
     sample_dim: int = 0,
     reduction: str = "mean",
+    alpha: float | None = None,
+    nan_policy: str = "propagate",
+    process_group=None,
 ) -> torch.Tensor:
     r"""Energy score of an ensemble (samples) against an observed target; lower is better.
 
@@ -146,6 +155,8 @@ def energy_score(
     * ``"akr"``: approximate kernel representation with circular neighbours,
       :math:`\frac{1}{2m}\sum_i \|x_i - x_{i-1}\|^\beta`; :math:`O(md)`, unbiased for i.i.d. members.
     * ``"akr_circperm"``: as ``"akr"`` with partner :math:`x_{i - \lfloor m/2 \rfloor}`.
+    * ``"afes"``: almost-fair energy score, ``alpha * fair + (1 - alpha) * nrg`` (the multivariate analogue of
+      the almost-fair CRPS of AIFS-CRPS); proper only for ``alpha = 1``.
 
     With ``member_weights`` :math:`w` (normalised to sum to one) the sums become weighted, and ``"fair"`` divides
     the weighted pair sum by :math:`1 - \sum_i w_i^2`, as in ``scoringrules``.
@@ -162,6 +173,11 @@ def energy_score(
         member_weights: optional non-negative weights of shape ``(m,)`` or ``(m, *batch)``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"`` over the batch.
+        alpha: weight of ``"fair"`` in ``"afes"``, in :math:`(0, 1]` (default 0.95); only with ``"afes"``.
+        nan_policy: ``"propagate"`` | ``"omit"`` | ``"raise"``, as in
+            :func:`~scoringrules_torch.functional.crps_ensemble`.
+        process_group: ``torch.distributed`` group over which the members are split, as in
+            :func:`~scoringrules_torch.functional.crps_ensemble`.
 
     Shape:
         - samples: :math:`(m, *\text{batch}, d)` (sample axis at ``sample_dim``)
@@ -187,9 +203,13 @@ def energy_score(
         Shao, C., Meng, F. & Zhou, J. (2025). Continuous visual autoregressive generation via score maximization.
     """
     check_reduction(reduction)
-    accuracy, spread, batch_shape = _terms(
-        samples, target, beta=beta, estimator=estimator, member_weights=member_weights, sample_dim=sample_dim
-    )
+    if nan_policy != "propagate" or process_group is not None:
+        return ensemble_extensions(energy_score, samples, target, event_rank=1, sample_dim=sample_dim,
+                                   member_weights=member_weights, reduction=reduction, nan_policy=nan_policy,
+                                   process_group=process_group, min_members=_MIN_MEMBERS.get(estimator, 1),
+                                   beta=beta, estimator=estimator, alpha=alpha)
+    accuracy, spread, batch_shape = _terms(samples, target, beta=beta, estimator=estimator,
+                                           member_weights=member_weights, sample_dim=sample_dim, alpha=alpha)
     return reduce((accuracy - spread).reshape(batch_shape), reduction)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.ensemble_ext import ensemble_extensions
 from .._internal.pairwise import (
     Radial,
     pairwise_radial_sum,
@@ -58,7 +59,8 @@ def _radial(kernel: str, bandwidths: list[float] | None, beta: float) -> Radial:
 
         def deriv(s, v, h=None):
             r = s.sqrt().clamp_min(torch.finfo(s.dtype).tiny)
-            return sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r
+            # 0 where s == 0 (the gradient of s is 0 there): a huge finite value would swamp the fused backward.
+            return (sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r).masked_fill_(s == 0, 0.0)
     else:  # inverse multiquadric
         def value(s, h=None):
             return sum(torch.rsqrt(1.0 + s / (b * b)) for b in each(h))
@@ -112,6 +114,8 @@ def kernel_score(
     member_weights: torch.Tensor | None = None,
     sample_dim: int = 0,
     reduction: str = "mean",
+    nan_policy: str = "propagate",
+    process_group=None,
 ) -> torch.Tensor:
     r"""Kernel score of an ensemble against an observed target; lower is better.
 
@@ -158,6 +162,11 @@ def kernel_score(
         member_weights: optional non-negative weights of shape ``(m,)`` or ``(m, *batch)``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        nan_policy: ``"propagate"`` | ``"omit"`` | ``"raise"``, as in
+            :func:`~scoringrules_torch.functional.crps_ensemble` (with ``"omit"`` the ``"median"`` bandwidth
+            also sees the dropped members, replaced by the target).
+        process_group: ``torch.distributed`` group over which the members are split, as in
+            :func:`~scoringrules_torch.functional.crps_ensemble`.
 
     Shape:
         - samples: :math:`(m, *\text{batch}, d)`
@@ -183,6 +192,11 @@ def kernel_score(
     """
     check_reduction(reduction)
     check_choice("estimator", estimator, KERNEL_ESTIMATORS)
+    if nan_policy != "propagate" or process_group is not None:
+        return ensemble_extensions(kernel_score, samples, target, event_rank=1, sample_dim=sample_dim,
+                                   member_weights=member_weights, reduction=reduction, nan_policy=nan_policy,
+                                   process_group=process_group, min_members=_MIN_MEMBERS.get(estimator, 1),
+                                   kernel=kernel, bandwidth=bandwidth, beta=beta, estimator=estimator)
     if not callable(kernel):
         check_choice("kernel", kernel, KERNELS)
     if kernel == "energy":

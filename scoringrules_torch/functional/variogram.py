@@ -6,6 +6,7 @@ import torch
 
 from .._internal.blocks import blocks
 from .._internal.checks import check_choice, check_floating, flatten_multivariate
+from .._internal.ensemble_ext import ensemble_extensions
 from .._internal.pairwise import no_autocast, safe_pow
 from .._internal.reduction import check_reduction, reduce
 
@@ -80,6 +81,8 @@ def variogram_score(
     member_weights: torch.Tensor | None = None,
     sample_dim: int = 0,
     reduction: str = "mean",
+    nan_policy: str = "propagate",
+    process_group=None,
 ) -> torch.Tensor:
     r"""Variogram score of order :math:`p` of an ensemble against an observed target; lower is better.
 
@@ -114,6 +117,10 @@ def variogram_score(
         member_weights: optional non-negative member weights of shape ``(m,)`` or ``(m, *batch)``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        nan_policy: ``"propagate"`` | ``"omit"`` | ``"raise"``, as in
+            :func:`~scoringrules_torch.functional.crps_ensemble`.
+        process_group: ``torch.distributed`` group over which the members are split, as in
+            :func:`~scoringrules_torch.functional.crps_ensemble`.
 
     Shape:
         - samples: :math:`(m, *\text{batch}, d)`
@@ -140,6 +147,11 @@ def variogram_score(
     """
     check_reduction(reduction)
     check_choice("estimator", estimator, VARIOGRAM_ESTIMATORS)
+    if nan_policy != "propagate" or process_group is not None:
+        return ensemble_extensions(variogram_score, samples, target, event_rank=1, sample_dim=sample_dim,
+                                   member_weights=member_weights, reduction=reduction, nan_policy=nan_policy,
+                                   process_group=process_group, min_members=2 if estimator == "fair" else 1,
+                                   moments=True, p=p, weights=weights, estimator=estimator)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
         raise ValueError(f"p must be a positive number; got {p!r}")
     x, y, w, batch_shape = flatten_multivariate(

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 
 from .._internal.checks import check_choice
+from .._internal.ensemble_ext import check_alpha
+from .._internal.nan_policy import check_nan_policy
 from ..functional.crps_closed import crps
 from ..functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble
 from ..functional.energy import ENERGY_ESTIMATORS, check_beta, energy_score
@@ -29,9 +31,10 @@ class EnergyScore(_Score):
 
     Args:
         beta: exponent in :math:`(0, 2]` (strictly proper below 2).
-        estimator: ``"fair"`` | ``"nrg"`` | ``"pairs"`` | ``"akr"`` | ``"akr_circperm"``.
+        estimator: ``"fair"`` | ``"nrg"`` | ``"pairs"`` | ``"akr"`` | ``"akr_circperm"`` | ``"afes"``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        alpha, nan_policy, process_group: as in :func:`scoringrules_torch.functional.energy_score`.
 
     Shape:
         - samples: :math:`(m, *\text{batch}, d)`; target: :math:`(*\text{batch}, d)`
@@ -49,11 +52,22 @@ class EnergyScore(_Score):
     """
 
     def __init__(
-        self, *, beta: float = 1.0, estimator: str = "fair", sample_dim: int = 0, reduction: str = "mean"
+        self,
+        *,
+        beta: float = 1.0,
+        estimator: str = "fair",
+        sample_dim: int = 0,
+        reduction: str = "mean",
+        alpha: float | None = None,
+        nan_policy: str = "propagate",
+        process_group=None,
     ) -> None:
         super().__init__(sample_dim=sample_dim, reduction=reduction)
         self.beta = check_beta(beta)
         self.estimator = check_choice("estimator", estimator, ENERGY_ESTIMATORS)
+        self.alpha = check_alpha(alpha, estimator, "afes")
+        self.nan_policy = check_nan_policy(nan_policy)
+        self.process_group = process_group
 
     def forward(
         self, samples: torch.Tensor, target: torch.Tensor, member_weights: torch.Tensor | None = None
@@ -66,6 +80,9 @@ class EnergyScore(_Score):
             member_weights=member_weights,
             sample_dim=self.sample_dim,
             reduction=self.reduction,
+            alpha=self.alpha,
+            nan_policy=self.nan_policy,
+            process_group=self.process_group,
         )
 
     def extra_repr(self) -> str:
@@ -81,9 +98,11 @@ class CRPS(_Score):
 
     Args:
         estimator: ensemble estimator, ``"fair"`` | ``"nrg"`` | ``"pwm"`` | ``"int"`` | ``"qd"`` | ``"akr"`` |
-            ``"akr_circperm"`` (ignored for distributions).
+            ``"akr_circperm"`` | ``"afcrps"`` (ignored for distributions).
         sample_dim: the axis of an ensemble that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        alpha, nan_policy, process_group: as in :func:`scoringrules_torch.functional.crps_ensemble` (ensembles
+            only).
 
     Shape:
         - prediction: :math:`(m, *\text{batch})` or a Distribution with batch shape :math:`(*\text{batch})`
@@ -100,9 +119,21 @@ class CRPS(_Score):
         tensor(0.2337)
     """
 
-    def __init__(self, *, estimator: str = "fair", sample_dim: int = 0, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        *,
+        estimator: str = "fair",
+        sample_dim: int = 0,
+        reduction: str = "mean",
+        alpha: float | None = None,
+        nan_policy: str = "propagate",
+        process_group=None,
+    ) -> None:
         super().__init__(sample_dim=sample_dim, reduction=reduction)
         self.estimator = check_choice("estimator", estimator, CRPS_ESTIMATORS)
+        self.alpha = check_alpha(alpha, estimator, "afcrps")
+        self.nan_policy = check_nan_policy(nan_policy)
+        self.process_group = process_group
 
     def forward(self, prediction, target: torch.Tensor, member_weights: torch.Tensor | None = None):
         if isinstance(prediction, torch.distributions.Distribution):
@@ -114,6 +145,9 @@ class CRPS(_Score):
             member_weights=member_weights,
             sample_dim=self.sample_dim,
             reduction=self.reduction,
+            alpha=self.alpha,
+            nan_policy=self.nan_policy,
+            process_group=self.process_group,
         )
 
     def extra_repr(self) -> str:
@@ -132,6 +166,7 @@ class KernelScore(_Score):
         estimator: ``"fair"`` | ``"nrg"`` | ``"akr"`` | ``"akr_circperm"``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        nan_policy, process_group: as in :func:`scoringrules_torch.functional.kernel_score`.
 
     Shape:
         - samples: :math:`(m, *\text{batch}, d)`; target: :math:`(*\text{batch}, d)`
@@ -153,8 +188,12 @@ class KernelScore(_Score):
         estimator: str = "fair",
         sample_dim: int = 0,
         reduction: str = "mean",
+        nan_policy: str = "propagate",
+        process_group=None,
     ) -> None:
         super().__init__(sample_dim=sample_dim, reduction=reduction)
+        self.nan_policy = check_nan_policy(nan_policy)
+        self.process_group = process_group
         if not callable(kernel):
             check_choice("kernel", kernel, KERNELS)
         self.kernel = kernel
@@ -176,6 +215,8 @@ class KernelScore(_Score):
             member_weights=member_weights,
             sample_dim=self.sample_dim,
             reduction=self.reduction,
+            nan_policy=self.nan_policy,
+            process_group=self.process_group,
         )
 
     def extra_repr(self) -> str:
@@ -193,6 +234,7 @@ class VariogramScore(_Score):
         estimator: ``"nrg"`` | ``"fair"``.
         sample_dim: the axis of ``samples`` that indexes members.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        nan_policy, process_group: as in :func:`scoringrules_torch.functional.variogram_score`.
 
     Shape:
         - samples: :math:`(m, *\text{batch}, d)`; target: :math:`(*\text{batch}, d)`
@@ -215,8 +257,12 @@ class VariogramScore(_Score):
         estimator: str = "nrg",
         sample_dim: int = 0,
         reduction: str = "mean",
+        nan_policy: str = "propagate",
+        process_group=None,
     ) -> None:
         super().__init__(sample_dim=sample_dim, reduction=reduction)
+        self.nan_policy = check_nan_policy(nan_policy)
+        self.process_group = process_group
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
             raise ValueError(f"p must be a positive number; got {p!r}")
         self.p = float(p)
@@ -235,6 +281,8 @@ class VariogramScore(_Score):
             member_weights=member_weights,
             sample_dim=self.sample_dim,
             reduction=self.reduction,
+            nan_policy=self.nan_policy,
+            process_group=self.process_group,
         )
 
     def extra_repr(self) -> str:
