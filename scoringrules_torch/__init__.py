@@ -6,6 +6,7 @@ predictive heads in :mod:`scoringrules_torch.heads`, the propriety-testing harne
 """
 
 from . import functional, heads, testing
+from ._internal.distributed import scale_grad_for_ddp
 from .scores import (
     CRPS,
     BrierScore,
@@ -35,6 +36,7 @@ __all__ = [
     "SphericalScore",
     "VariogramScore",
     "functional",
+    "scale_grad_for_ddp",
     "heads",
     "testing",
     "__version__",

@@ -26,6 +26,11 @@ from .hyvarinen import (
 )
 from .kernel import KERNEL_ESTIMATORS, KERNELS, kernel_score
 from .log import gaussian_mixture, log_score, normal_mixture
+from .multi_target import (
+    MULTI_TARGET_ESTIMATORS,
+    multi_target_energy_score,
+    multi_target_kernel_score,
+)
 from .quantile import crps_quantile, interval_score, quantile_score, weighted_interval_score
 from .variogram import VARIOGRAM_ESTIMATORS, variogram_score
 from .weighted import (
@@ -50,6 +55,7 @@ __all__ = [
     "HYVARINEN_METHODS",
     "KERNELS",
     "KERNEL_ESTIMATORS",
+    "MULTI_TARGET_ESTIMATORS",
     "Logistic",
     "VARIOGRAM_ESTIMATORS",
     "brier_score",
@@ -72,6 +78,8 @@ __all__ = [
     "interval_score",
     "kernel_score",
     "log_score",
+    "multi_target_energy_score",
+    "multi_target_kernel_score",
     "logs_ensemble",
     "normal_mixture",
     "owcrps_ensemble",
