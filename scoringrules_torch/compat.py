@@ -19,6 +19,7 @@ floating tensors, the others follow their dtype and device.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,11 @@ from torch.distributions import (
     Uniform,
 )
 
+from .functional import categorical as _c
+from .functional import dss as _d
+from .functional import ensemble_log as _e
+from .functional import quantile as _q
+from .functional import weighted as _w
 from .functional.crps_closed import Logistic, crps
 from .functional.crps_sample import crps_ensemble as _crps_ensemble
 from .functional.energy import energy_score as _energy_score
@@ -471,4 +477,577 @@ def logs_uniform(obs, min, max, *, backend=None) -> torch.Tensor:  # noqa: A002
     return _logs_of(Uniform(lo, hi, validate_args=False), obs)
 
 
-__all__ = sorted([*NATIVE, "energy_score", "variogram_score", "NATIVE"])
+# --------------------------------------------------------------------------------------------------------------
+# Weighted ensemble scores
+# --------------------------------------------------------------------------------------------------------------
+def _torch_func(fn: Callable | None) -> Callable | None:
+    """A user's weight/chaining function made safe for tensors: a numpy function still works (its result is
+    converted back, without gradient through ``fn``); a torch function keeps gradients."""
+    if fn is None:
+        return None
+
+    def wrapped(t: torch.Tensor) -> torch.Tensor:
+        try:
+            out = fn(t)
+        except (TypeError, RuntimeError):
+            out = fn(t.detach().cpu().numpy())
+        if not isinstance(out, torch.Tensor):
+            out = torch.as_tensor(np.asarray(out, dtype=np.float64), device=t.device).to(t.dtype)
+        return out
+
+    return wrapped
+
+
+def _vector_func(fn: Callable | None) -> Callable | None:
+    """A multivariate weight function as scoringrules calls it, one vector at a time (``apply_along_axis``):
+    ``(..., d) -> (...)``. Torch functions run batched under ``torch.vmap`` (gradients kept); others, e.g.
+    numpy functions, run vector by vector."""
+    if fn is None:
+        return None
+
+    def wrapped(t: torch.Tensor) -> torch.Tensor:
+        flat = t.reshape(-1, t.shape[-1])
+        try:
+            out = torch.vmap(fn)(flat)
+        except Exception:  # not vmap-able (numpy, Python control flow): the peer's loop
+            rows = flat.detach().cpu().numpy()
+            out = torch.as_tensor(np.asarray([fn(r) for r in rows], dtype=np.float64), device=t.device)
+        return out.to(t.dtype).reshape(t.shape[:-1])
+
+    return wrapped
+
+
+def _uv_func(fn: Callable | None) -> Callable | None:
+    """An elementwise univariate weight function applied to ``(..., 1)`` kernel inputs -> ``(...)``."""
+    fn = _torch_func(fn)
+    return None if fn is None else (lambda t: fn(t.squeeze(-1)))
+
+
+def _uv_chain(fn: Callable | None) -> Callable | None:
+    """An elementwise univariate chaining function applied to ``(..., 1)`` kernel inputs -> ``(..., 1)``."""
+    fn = _torch_func(fn)
+    return None if fn is None else (lambda t: fn(t.squeeze(-1)).unsqueeze(-1))
+
+
+def _uv_args(obs, fct, ens_w, m_axis):
+    obs, fct, ens_w = _tensors(obs, fct, ens_w)
+    w = None if ens_w is None else _members_first(ens_w, m_axis)
+    return _members_first(fct, m_axis), obs, w
+
+
+def _mv_args(obs, fct, ens_w, m_axis, v_axis):
+    obs, fct, ens_w = _tensors(obs, fct, ens_w)
+    x, y = _mv_native(obs, fct, m_axis, v_axis)
+    return x, y, _mv_weights(ens_w, fct.ndim, m_axis)
+
+
+@_native(
+    "functional.twcrps_ensemble(movedim(fct, m_axis, 0), obs, a=a, b=b, v_func=v_func, estimator=...)"
+)
+def twcrps_ensemble(
+    obs,
+    fct,
+    a: float = -math.inf,
+    b: float = math.inf,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    v_func=None,
+    estimator: str = "qd",
+    sorted_ensemble: bool = False,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``twcrps_ensemble``: threshold-weighted CRPS (chaining ``v_func``, or clamping to [a, b])."""
+    x, y, w = _uv_args(obs, fct, ens_w, m_axis)
+    return _w.twcrps_ensemble(
+        x,
+        y,
+        v_func=_torch_func(v_func),
+        a=a,
+        b=b,
+        estimator=estimator,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native("functional.owcrps_ensemble(movedim(fct, m_axis, 0), obs, a=a, b=b, w_func=w_func)")
+def owcrps_ensemble(
+    obs,
+    fct,
+    a: float = -math.inf,
+    b: float = math.inf,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    w_func=None,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``owcrps_ensemble``: outcome-weighted CRPS."""
+    x, y, w = _uv_args(obs, fct, ens_w, m_axis)
+    return _w.owcrps_ensemble(
+        x, y, w_func=_torch_func(w_func), a=a, b=b, member_weights=w, reduction="none"
+    )
+
+
+@_native(
+    "functional.vrcrps_ensemble(movedim(fct, m_axis, 0), obs, a=a, b=b, w_func=w_func, estimator='nrg')"
+)
+def vrcrps_ensemble(
+    obs,
+    fct,
+    a: float = -math.inf,
+    b: float = math.inf,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    w_func=None,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``vrcrps_ensemble``: vertically re-scaled CRPS (the peer's V-statistic, ``nrg``)."""
+    x, y, w = _uv_args(obs, fct, ens_w, m_axis)
+    return _w.vrcrps_ensemble(
+        x,
+        y,
+        w_func=_torch_func(w_func),
+        a=a,
+        b=b,
+        estimator="nrg",
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native("functional.twenergy_score(samples, target, v_func=v_func, estimator=...)")
+def twes_ensemble(
+    obs,
+    fct,
+    v_func,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``twes_ensemble``: threshold-weighted energy score with chaining function ``v_func``."""
+    x, y, w = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.twenergy_score(
+        x, y, v_func=_torch_func(v_func), estimator=estimator, member_weights=w, reduction="none"
+    )
+
+
+@_native("functional.owenergy_score(samples, target, w_func=w_func)")
+def owes_ensemble(
+    obs, fct, w_func, m_axis: int = -2, v_axis: int = -1, *, ens_w=None, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``owes_ensemble``: outcome-weighted energy score."""
+    x, y, w = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.owenergy_score(x, y, w_func=_vector_func(w_func), member_weights=w, reduction="none")
+
+
+@_native("functional.vrenergy_score(samples, target, w_func=w_func, estimator='nrg')")
+def vres_ensemble(
+    obs, fct, w_func, *, ens_w=None, m_axis: int = -2, v_axis: int = -1, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``vres_ensemble``: vertically re-scaled energy score."""
+    x, y, w = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.vrenergy_score(
+        x, y, w_func=_vector_func(w_func), estimator="nrg", member_weights=w, reduction="none"
+    )
+
+
+@_native(
+    "functional.twvariogram_score(samples, target, v_func=v_func, p=p, weights=w, estimator=...)"
+)
+def twvs_ensemble(
+    obs,
+    fct,
+    v_func,
+    w=None,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    p: float = 0.5,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``twvs_ensemble``: threshold-weighted variogram score."""
+    x, y, mw = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.twvariogram_score(
+        x,
+        y,
+        v_func=_torch_func(v_func),
+        p=p,
+        weights=_follow(w, x),
+        estimator=estimator,
+        member_weights=mw,
+        reduction="none",
+    )
+
+
+@_native("functional.owvariogram_score(samples, target, w_func=w_func, p=p, weights=w)")
+def owvs_ensemble(
+    obs,
+    fct,
+    w_func,
+    w=None,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    p: float = 0.5,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``owvs_ensemble``: outcome-weighted variogram score."""
+    x, y, mw = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.owvariogram_score(
+        x,
+        y,
+        w_func=_vector_func(w_func),
+        p=p,
+        weights=_follow(w, x),
+        member_weights=mw,
+        reduction="none",
+    )
+
+
+@_native("functional.vrvariogram_score(samples, target, w_func=w_func, p=p, weights=w)")
+def vrvs_ensemble(
+    obs,
+    fct,
+    w_func,
+    w=None,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    p: float = 0.5,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``vrvs_ensemble``: vertically re-scaled variogram score."""
+    x, y, mw = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.vrvariogram_score(
+        x,
+        y,
+        w_func=_vector_func(w_func),
+        p=p,
+        weights=_follow(w, x),
+        member_weights=mw,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.twkernel_score(fct[..., None], obs[..., None], a=a, b=b, kernel='gaussian', estimator=...)"
+)
+def twgksuv_ensemble(
+    obs,
+    fct,
+    a: float = -math.inf,
+    b: float = math.inf,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    v_func=None,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``twgksuv_ensemble``: threshold-weighted Gaussian kernel score, univariate."""
+    x, y, w = _uv_args(obs, fct, ens_w, m_axis)
+    return _w.twkernel_score(
+        x.unsqueeze(-1),
+        y.unsqueeze(-1),
+        v_func=_uv_chain(v_func),
+        a=a,
+        b=b,
+        kernel="gaussian",
+        bandwidth=1.0,
+        estimator=estimator,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.owkernel_score(fct[..., None], obs[..., None], a=a, b=b, w_func=..., kernel='gaussian')"
+)
+def owgksuv_ensemble(
+    obs,
+    fct,
+    a: float = -math.inf,
+    b: float = math.inf,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    w_func=None,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``owgksuv_ensemble``: outcome-weighted Gaussian kernel score, univariate."""
+    x, y, w = _uv_args(obs, fct, ens_w, m_axis)
+    return _w.owkernel_score(
+        x.unsqueeze(-1),
+        y.unsqueeze(-1),
+        w_func=_uv_func(w_func),
+        a=a,
+        b=b,
+        kernel="gaussian",
+        bandwidth=1.0,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.vrkernel_score(fct[..., None], obs[..., None], a=a, b=b, w_func=..., estimator='nrg')"
+)
+def vrgksuv_ensemble(
+    obs,
+    fct,
+    a: float = -math.inf,
+    b: float = math.inf,
+    m_axis: int = -1,
+    *,
+    ens_w=None,
+    w_func=None,
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``vrgksuv_ensemble``: vertically re-scaled Gaussian kernel score, univariate."""
+    x, y, w = _uv_args(obs, fct, ens_w, m_axis)
+    return _w.vrkernel_score(
+        x.unsqueeze(-1),
+        y.unsqueeze(-1),
+        w_func=_uv_func(w_func),
+        a=a,
+        b=b,
+        kernel="gaussian",
+        bandwidth=1.0,
+        estimator="nrg",
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.twkernel_score(samples, target, v_func=v_func, kernel='gaussian', estimator=...)"
+)
+def twgksmv_ensemble(
+    obs,
+    fct,
+    v_func,
+    m_axis: int = -2,
+    v_axis: int = -1,
+    *,
+    ens_w=None,
+    estimator: str = "nrg",
+    backend=None,
+) -> torch.Tensor:
+    """scoringrules' ``twgksmv_ensemble``: threshold-weighted Gaussian kernel score, multivariate."""
+    x, y, w = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.twkernel_score(
+        x,
+        y,
+        v_func=_torch_func(v_func),
+        kernel="gaussian",
+        bandwidth=1.0,
+        estimator=estimator,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native("functional.owkernel_score(samples, target, w_func=w_func, kernel='gaussian')")
+def owgksmv_ensemble(
+    obs, fct, w_func, m_axis: int = -2, v_axis: int = -1, *, ens_w=None, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``owgksmv_ensemble``: outcome-weighted Gaussian kernel score, multivariate."""
+    x, y, w = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.owkernel_score(
+        x,
+        y,
+        w_func=_vector_func(w_func),
+        kernel="gaussian",
+        bandwidth=1.0,
+        member_weights=w,
+        reduction="none",
+    )
+
+
+@_native(
+    "functional.vrkernel_score(samples, target, w_func=w_func, kernel='gaussian', estimator='nrg')"
+)
+def vrgksmv_ensemble(
+    obs, fct, w_func, m_axis: int = -2, v_axis: int = -1, *, ens_w=None, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``vrgksmv_ensemble``: vertically re-scaled Gaussian kernel score, multivariate."""
+    x, y, w = _mv_args(obs, fct, ens_w, m_axis, v_axis)
+    return _w.vrkernel_score(
+        x,
+        y,
+        w_func=_vector_func(w_func),
+        kernel="gaussian",
+        bandwidth=1.0,
+        estimator="nrg",
+        member_weights=w,
+        reduction="none",
+    )
+
+
+# 0.10 aliases
+twenergy_score = twes_ensemble
+owenergy_score = owes_ensemble
+vrenergy_score = vres_ensemble
+twvariogram_score = twvs_ensemble
+owvariogram_score = owvs_ensemble
+vrvariogram_score = vrvs_ensemble
+
+
+def _follow(w, like: torch.Tensor) -> torch.Tensor | None:
+    """Pair weights as a tensor of ``like``'s dtype and device (or ``None``)."""
+    if w is None:
+        return None
+    (w,) = _tensors(w)
+    return w.to(dtype=like.dtype, device=like.device)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Quantile, interval, categorical, moment-based and ensemble log scores
+# --------------------------------------------------------------------------------------------------------------
+@_native("functional.quantile_score(fct[..., None], obs, levels=alpha[..., None])")
+def quantile_score(obs, fct, alpha, *, backend=None) -> torch.Tensor:
+    """scoringrules' ``quantile_score``: the pinball loss, elementwise over broadcast ``obs``, ``fct``, ``alpha``."""
+    obs, fct, alpha = _tensors(obs, fct, alpha)
+    obs, fct, alpha = torch.broadcast_tensors(obs, fct, alpha)
+    return _q.quantile_score(
+        fct.unsqueeze(-1), obs, levels=alpha.unsqueeze(-1), reduction="none"
+    ).squeeze(-1)
+
+
+@_native("functional.crps_quantile(movedim(fct, m_axis, -1), obs, levels=alpha)")
+def crps_quantile(obs, fct, alpha, m_axis: int = -1, *, backend=None) -> torch.Tensor:
+    """scoringrules' ``crps_quantile``: the CRPS approximated from quantiles at levels ``alpha``."""
+    obs, fct, alpha = _tensors(obs, fct, alpha)
+    return _q.crps_quantile(torch.movedim(fct, m_axis, -1), obs, levels=alpha, reduction="none")
+
+
+@_native("functional.interval_score(lower, upper, obs, alpha=alpha)")
+def interval_score(obs, lower, upper, alpha, *, backend=None) -> torch.Tensor:
+    """scoringrules' ``interval_score`` of central ``(1 - alpha)`` intervals."""
+    obs, lower, upper, alpha = _tensors(obs, lower, upper, alpha)
+    return _q.interval_score(lower, upper, obs, alpha=alpha, reduction="none")
+
+
+@_native(
+    "functional.weighted_interval_score(median, lower, upper, obs, alpha=alpha, median_weight=..., "
+    "interval_weights=w_alpha)"
+)
+def weighted_interval_score(
+    obs, median, lower, upper, alpha, w_median=None, w_alpha=None, *, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``weighted_interval_score`` (as its numba backend computes it; see the migration page)."""
+    obs, median, lower, upper, alpha, w_alpha = _tensors(obs, median, lower, upper, alpha, w_alpha)
+    return _q.weighted_interval_score(
+        median,
+        lower,
+        upper,
+        obs,
+        alpha=alpha,
+        median_weight=0.5 if w_median is None else float(w_median),
+        interval_weights=w_alpha,
+        reduction="none",
+    )
+
+
+@_native("functional.brier_score(fct, obs, binary=True)")
+def brier_score(obs, fct, *, backend=None) -> torch.Tensor:
+    """scoringrules' ``brier_score`` of binary events: ``fct`` the probability that ``obs == 1``."""
+    obs, fct = _tensors(obs, fct)
+    return _c.brier_score(fct, obs, binary=True, reduction="none")
+
+
+@_native("functional.categorical_log_score(fct, obs, binary=True)")
+def log_score(obs, fct, *, backend=None) -> torch.Tensor:
+    """scoringrules' ``log_score`` of binary events: ``fct`` the probability that ``obs == 1``."""
+    obs, fct = _tensors(obs, fct)
+    return _c.categorical_log_score(fct, obs, binary=True, reduction="none")
+
+
+def _categories(obs: torch.Tensor, onehot: bool, k_axis: int) -> torch.Tensor:
+    """scoringrules' 1-based category numbers (or one-hot vectors) -> our 0-based indices (or one-hot)."""
+    return torch.movedim(obs, k_axis, -1) if onehot else (obs - 1).round().long()
+
+
+@_native("functional.rps_score(fct, obs - 1, class_dim=k_axis)")
+def rps_score(obs, fct, k_axis: int = -1, *, onehot: bool = False, backend=None) -> torch.Tensor:
+    """scoringrules' ``rps_score``: categories numbered from 1 (or one-hot with ``onehot=True``)."""
+    obs, fct = _tensors(obs, fct)
+    return _c.rps_score(
+        torch.movedim(fct, k_axis, -1), _categories(obs, onehot, k_axis), reduction="none"
+    )
+
+
+@_native("functional.rls_score(fct, obs - 1, class_dim=k_axis)")
+def rls_score(obs, fct, k_axis: int = -1, *, onehot: bool = False, backend=None) -> torch.Tensor:
+    """scoringrules' ``rls_score``: categories numbered from 1 (or one-hot with ``onehot=True``)."""
+    obs, fct = _tensors(obs, fct)
+    return _c.rls_score(
+        torch.movedim(fct, k_axis, -1), _categories(obs, onehot, k_axis), reduction="none"
+    )
+
+
+@_native("functional.dss_ensemble(movedim(fct, m_axis, 0), obs, bias=bias)")
+def dssuv_ensemble(obs, fct, m_axis: int = -1, *, bias: bool = False, backend=None) -> torch.Tensor:
+    """scoringrules' ``dssuv_ensemble``: Dawid–Sebastiani score of a univariate ensemble."""
+    x, y, _ = _uv_args(obs, fct, None, m_axis)
+    return _d.dss_ensemble(x, y, bias=bias, reduction="none")
+
+
+@_native("functional.dss_ensemble_mv(samples, target, bias=bias)")
+def dssmv_ensemble(
+    obs, fct, m_axis: int = -2, v_axis: int = -1, *, bias: bool = False, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``dssmv_ensemble``: Dawid–Sebastiani score of a multivariate ensemble."""
+    x, y, _ = _mv_args(obs, fct, None, m_axis, v_axis)
+    return _d.dss_ensemble_mv(x, y, bias=bias, reduction="none")
+
+
+@_native("functional.error_spread_score(movedim(fct, m_axis, 0), obs)")
+def error_spread_score(obs, fct, m_axis: int = -1, *, backend=None) -> torch.Tensor:
+    """scoringrules' ``error_spread_score``."""
+    x, y, _ = _uv_args(obs, fct, None, m_axis)
+    return _d.error_spread_score(x, y, reduction="none")
+
+
+@_native("functional.logs_ensemble(movedim(fct, m_axis, 0), obs, bandwidth=bw)")
+def logs_ensemble(obs, fct, m_axis: int = -1, *, bw=None, backend=None) -> torch.Tensor:
+    """scoringrules' ``logs_ensemble``: log score of a Gaussian kernel density estimate."""
+    x, y, _ = _uv_args(obs, fct, None, m_axis)
+    return _e.logs_ensemble(x, y, bandwidth=bw, reduction="none")
+
+
+@_native(
+    "functional.clogs_ensemble(movedim(fct, m_axis, 0), obs, a=a, b=b, bandwidth=bw, censored=cens)"
+)
+def clogs_ensemble(
+    obs, fct, a=-math.inf, b=math.inf, m_axis: int = -1, *, bw=None, cens: bool = True, backend=None
+) -> torch.Tensor:
+    """scoringrules' ``clogs_ensemble``: conditional (or censored) likelihood score on [a, b]."""
+    x, y, _ = _uv_args(obs, fct, None, m_axis)
+    return _e.clogs_ensemble(x, y, a=a, b=b, bandwidth=bw, censored=cens, reduction="none")
+
+
+__all__ = sorted(
+    [
+        *NATIVE,
+        "NATIVE",
+        "energy_score",
+        "variogram_score",
+        "twenergy_score",
+        "owenergy_score",
+        "vrenergy_score",
+        "twvariogram_score",
+        "owvariogram_score",
+        "vrvariogram_score",
+    ]
+)
