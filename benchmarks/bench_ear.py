@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from reference.ear.configs import RunConfig, apply_overrides, preset
 from reference.ear.model import build_model, param_groups
-from reference.ear.train import (
+from reference.ear.trainer import (
     build_optimizer,
     compile_training,
     configure_backends,
