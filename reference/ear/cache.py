@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--num-workers", type=int, default=8)
     p.add_argument("--embed-dim", type=int, default=16)
+    p.add_argument(
+        "--vae-ch", type=int, default=128, help="VAE base channels (128: the official KL-16)"
+    )
+    p.add_argument("--vae-num-res-blocks", type=int, default=2)
     args = p.parse_args(argv)
     out = cache_latents(
         args.data_path,
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         embed_dim=args.embed_dim,
+        vae_ch=args.vae_ch,
+        vae_num_res_blocks=args.vae_num_res_blocks,
     )
     import torch.distributed as dist
 

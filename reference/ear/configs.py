@@ -8,6 +8,7 @@ Presets:
 
 - ``demo``: class-conditional Fashion-MNIST in pixel space on a CPU (the main job, about 20 minutes on 2 cores).
 - ``tiny``: sklearn digits, seconds; used by the tests.
+- ``tiny_kl16``: the ImageNet code path (cached KL latents) at toy size, for tests and GPU smoke checks.
 - ``ear_b``, ``ear_l``, ``ear_h``: the paper's ImageNet 256x256 models on cached KL-16 latents, with the
   official code's sizes (205.6M / 474.8M / 937.3M parameters) and the README recipe's stage-1 settings.
 
@@ -89,6 +90,8 @@ class DataConfig:
     patch_size: int = 1  # p x p patches of pixels (patch) or of latent cells (kl16)
     vae_path: str = "pretrained_models/vae/kl16.ckpt"
     vae_embed_dim: int = 16
+    vae_ch: int = 128  # the VAE's base channel count (128 = the official KL-16; smaller for tests)
+    vae_num_res_blocks: int = 2  # ResNet blocks per encoder level (2 = the official KL-16)
     vae_scale: float = 0.2325  # 1 / std of the KL-16 latents over ImageNet (no mean shift)
     flip: bool = True  # random horizontal flips (imagenet_cached: moments vs moments_flip)
     subset: int | None = None  # use only the first `subset` training images (tests, quick runs)
@@ -289,6 +292,8 @@ _RULES: dict[str, dict[str, Any]] = {
         "image_size": _GE1,
         "patch_size": _GE1,
         "vae_embed_dim": _GE1,
+        "vae_ch": _GE1,
+        "vae_num_res_blocks": _GE1,
         "vae_scale": _POS,
         "subset": _GE1,
         "num_workers": _GE0,
@@ -585,6 +590,31 @@ def _tiny() -> RunConfig:
     )
 
 
+def _tiny_kl16() -> RunConfig:
+    """The ImageNet code path at toy size: cached latents of 32x32 images (2x2 tokens of 16 channels) from a
+    small KL VAE (8 base channels, 1 block per level); needs ``--data-dir`` and ``data.vae_path``."""
+    base = _tiny()
+    return apply_overrides(
+        base,
+        [
+            'name="tiny_kl16"',
+            "model.num_tokens=4",
+            "model.token_dim=16",
+            'data.dataset="imagenet_cached"',
+            'data.tokenizer="kl16"',
+            "data.image_size=32",
+            "data.patch_size=1",
+            "data.vae_ch=8",
+            "data.vae_num_res_blocks=1",
+            "data.flip=true",
+            "train.batch_size=4",
+            "train.log_every=1",
+            "sample.num_images=20",
+            "sample.batch_size=10",
+        ],
+    )
+
+
 def _stage2(stage1: RunConfig) -> RunConfig:
     """README stage 2 (resume from stage 1): 50 more epochs (to 800) with tau_train 0.99 and blr 7e-5.
 
@@ -605,6 +635,7 @@ def _stage2(stage1: RunConfig) -> RunConfig:
 PRESETS = {
     "demo": _demo,
     "tiny": _tiny,
+    "tiny_kl16": _tiny_kl16,
     "ear_b": lambda: _ear("ear_b", 768, 24, 12, 1024, 6),
     "ear_l": lambda: _ear("ear_l", 1024, 32, 16, 1280, 8),
     "ear_h": lambda: _ear("ear_h", 1280, 40, 16, 1536, 12),

@@ -563,6 +563,8 @@ def cache_latents(
     num_workers: int = 8,
     embed_dim: int = 16,
     vae: AutoencoderKL | None = None,
+    vae_ch: int = 128,
+    vae_num_res_blocks: int = 2,
 ) -> dict:
     """Encode every image of an ImageFolder and its horizontal flip with the KL-16 VAE; store the moments.
 
@@ -585,7 +587,9 @@ def cache_latents(
     else:
         device = torch.device("cpu")
     if vae is None:
-        vae = load_vae(vae_path, AutoencoderKL(embed_dim))
+        vae = load_vae(
+            vae_path, AutoencoderKL(embed_dim, ch=vae_ch, num_res_blocks=vae_num_res_blocks)
+        )
     vae = vae.to(device).eval()
     ds = ImageFolder(data_path, image_size=image_size, flip=False)
     indices = list(range(rank, len(ds), world))

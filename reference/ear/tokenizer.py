@@ -440,7 +440,8 @@ def build_tokenizer(
     """
     if dc.tokenizer == "patch":
         return PatchTokenizer(dc.image_size, dc.patch_size, channels=1)
-    vae = load_vae(dc.vae_path, AutoencoderKL(dc.vae_embed_dim), strict=vae_strict).to(device)
+    arch = AutoencoderKL(dc.vae_embed_dim, ch=dc.vae_ch, num_res_blocks=dc.vae_num_res_blocks)
+    vae = load_vae(dc.vae_path, arch, strict=vae_strict).to(device)
     if channels_last:
         vae = vae.to(memory_format=torch.channels_last)
     return KLTokenizer(vae, scale=dc.vae_scale, patch_size=dc.patch_size)

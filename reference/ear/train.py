@@ -135,15 +135,15 @@ def main(argv: list[str] | None = None) -> dict:
         if config.sample.compile:
             model.compile_for_sampling()
         metrics = sample_and_evaluate(model, result, config, run_dir, d, args.no_eval)
-    if metrics is not None:
-        metrics["train_seconds"] = round(result["train_seconds"], 1)
-        metrics["train_steps"] = result["final_step"]
-        metrics["skipped_steps"] = result["skipped_steps"]
-        metrics["skipped_items"] = result["skipped_items"]
-        metrics["total_seconds"] = round(time.time() - t_start, 1)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        result["metrics"] = metrics
-        print(f"[train] metrics: {run_dir / 'metrics.json'}", flush=True)
+    metrics = dict(metrics or {})  # the training summary is written even without evaluation
+    metrics["train_seconds"] = round(result["train_seconds"], 1)
+    metrics["train_steps"] = result["final_step"]
+    metrics["skipped_steps"] = result["skipped_steps"]
+    metrics["skipped_items"] = result["skipped_items"]
+    metrics["total_seconds"] = round(time.time() - t_start, 1)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    result["metrics"] = metrics
+    print(f"[train] metrics: {run_dir / 'metrics.json'}", flush=True)
     print(
         f"[train] run folder: {run_dir.resolve()}\n"
         f"        loss plot {run_dir / 'loss.png'}, samples {run_dir / 'samples.png'}, "

@@ -202,6 +202,7 @@ class TrainState:
     consecutive_bad: int = 0
     consecutive_empty: int = 0
     updated_steps: int = 0  # optimizer steps taken in this process's session
+    empty_steps: int = 0  # steps without a readable item in this session
     last_good: Path | None = None  # the newest checkpoint known to hold finite weights
     pending_items: int = field(default=0, repr=False)  # this rank's skipped items not yet reduced
 
@@ -399,6 +400,7 @@ def account(
     state.skipped_steps += 1
     state.consecutive_bad += 1
     state.consecutive_empty = state.consecutive_empty + 1 if res.empty else 0
+    state.empty_steps += int(res.empty)
     if d.main:
         why = "no readable data item" if res.empty else "non-finite loss/gradient"
         print(
@@ -743,10 +745,16 @@ def train(
         writer.close()
     if final_step > start_step and state.updated_steps == 0:
         examples = "; ".join(f"{s.path}: {s.problem}" for s in data.skipped_examples[:3])
+        n = final_step - start_step
+        why = (
+            f"no usable training data: none of the {n} steps of this run had a readable item"
+            if state.empty_steps == n
+            else f"no step of this run updated the weights ({n} steps, all skipped for a non-finite "
+            "loss or gradient or for want of readable data)"
+        )
         raise RuntimeError(
-            f"no step of this run updated the weights ({final_step - start_step} steps, all skipped for a "
-            f"non-finite loss or gradient or for want of readable data; {data.skipped} unreadable items "
-            f"on this rank{', e.g. ' + examples if examples else ''}); nothing was trained"
+            f"{why}; {data.skipped} unreadable items on this rank"
+            f"{', e.g. ' + examples if examples else ''}. Nothing was trained."
         )
     write_checkpoint(state, run_dir, final_step, config, d, batches, data)
     train_seconds = time.time() - t0
