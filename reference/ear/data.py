@@ -529,6 +529,9 @@ class TrainData:
             collate_fn=collate_skip,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
+            # its own generator: creating the iterator must not draw from the global RNG, which a resume
+            # restores to the state of the step it starts at
+            generator=torch.Generator().manual_seed(self.config.train.seed * 100003 + start_step),
         )
         it = iter(loader)
         for step in range(start_step, total_steps):

@@ -41,8 +41,12 @@ def test_clipping_on_the_official_scale_clips_the_same_steps_by_the_same_ratio()
         g_ours = torch.autograd.grad(ours, params)
         g_off = torch.autograd.grad(official, params)
         trials.append((g_ours, g_off))
-    off_norms = [float(torch.linalg.vector_norm(torch.stack([g.norm() for g in go]))) for _, go in trials]
-    threshold = sorted(off_norms)[len(off_norms) // 2]  # the official rule clips about half of the steps
+    off_norms = [
+        float(torch.linalg.vector_norm(torch.stack([g.norm() for g in go]))) for _, go in trials
+    ]
+    threshold = sorted(off_norms)[
+        len(off_norms) // 2
+    ]  # the official rule clips about half of the steps
     official_clips, our_clips = [], []
     for (g_ours, g_off), norm_off in zip(trials, off_norms, strict=True):
         # the official rule (torch.nn.utils.clip_grad_norm_ on the official gradients)
@@ -52,7 +56,9 @@ def test_clipping_on_the_official_scale_clips_the_same_steps_by_the_same_ratio()
             p.grad = g.clone()
         reported = clip_gradients(params, threshold, official_loss_factor(mc))
         assert abs(float(reported) - norm_off) <= 1e-4 * norm_off
-        our_clips.append(any(not torch.equal(p.grad, g) for p, g in zip(params, g_ours, strict=True)))
+        our_clips.append(
+            any(not torch.equal(p.grad, g) for p, g in zip(params, g_ours, strict=True))
+        )
         for p, g in zip(params, g_off, strict=True):
             torch.testing.assert_close(2 * p.grad, g * coef, rtol=1e-4, atol=1e-7)
     assert our_clips == official_clips
