@@ -188,6 +188,9 @@ def _base_config(preset_name: str, steps: int, n: int, data_dir: str | None):
         # the committed sweep ran before the fused AdamW kernel became the default; keep its optimizer so that
         # runs added later compare with it exactly
         "train.fused_optimizer=false",
+        # ... and its clipping: it clipped our (half-scale) gradients at 3.0, which is 6.0 on the official loss
+        # scale that train.grad_clip now refers to
+        "train.grad_clip=6.0",
     ]
     if data_dir:
         overrides.append(f"data.data_dir={json.dumps(data_dir)}")
