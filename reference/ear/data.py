@@ -267,25 +267,27 @@ class CachedLatents(torch.utils.data.Dataset):
         self._arrays: list | None = None
         if (self.root / "classes.json").is_file():
             self.classes = json.loads((self.root / "classes.json").read_text())
-            self.shards, labels, self._rows = [], [], []
+            self.shards, labels, counts = [], [], []
             for meta_path in sorted(self.root.glob("latents-r*.json")):
                 meta = json.loads(meta_path.read_text())
                 npy = meta_path.with_suffix(".npy")
                 if not npy.is_file():
                     raise FileNotFoundError(f"{npy} is missing (its index {meta_path.name} exists)")
-                k = len(self.shards)
                 self.shards.append(npy)
-                labels.extend(meta["labels"][: meta["count"]])
-                self._rows.extend((k, i) for i in range(meta["count"]))
+                labels.append(np.asarray(meta["labels"][: meta["count"]], dtype=np.int64))
+                counts.append(int(meta["count"]))
             if not self.shards:
                 raise FileNotFoundError(
                     f"{self.root} has classes.json but no latents-r*.json shards"
                 )
-            self.labels = labels
+            # a compact per-item index (arrays, not Python tuples: 1.3M items cost about 15 MB)
+            self.labels = np.concatenate(labels)
+            self._shard = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+            self._row = np.concatenate([np.arange(c, dtype=np.int64) for c in counts])
             self.items = None
         else:
             self.items, self.classes = _scan_folder(self.root, (".npz",))
-            self.labels = [label for _, label in self.items]
+            self.labels = np.asarray([label for _, label in self.items], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -300,14 +302,13 @@ class CachedLatents(torch.utils.data.Dataset):
         if flip is None:
             flip = bool(torch.rand(()) < 0.5)
         flip = flip and self.flip
-        label = self.labels[index]
+        label = int(self.labels[index])
         if self.items is None:
             if self._arrays is None:
                 self._arrays = [np.load(p, mmap_mode="r") for p in self.shards]
-            k, i = self._rows[index]
-            return torch.from_numpy(
-                np.array(self._arrays[k][i, int(flip)], dtype=np.float32)
-            ), label
+            k, i = int(self._shard[index]), int(self._row[index])
+            moments = np.array(self._arrays[k][i, int(flip)], dtype=np.float32)
+            return torch.from_numpy(moments), label
         path = self.items[index][0]
         try:
             with np.load(path) as d:

@@ -679,6 +679,11 @@ def train(
         if d.enabled
         else state.model
     )
+    if (
+        d.enabled and resume is None
+    ):  # DDP has broadcast rank 0's initial weights: the EMA starts from them
+        with torch.no_grad():
+            torch._foreach_copy_(state.ema_list, [p.detach().float() for p in state.params])
     forward = compile_training(ddp, tc.compile)
     log_path = run_dir / "log.csv"
     prepare_log(log_path, start_step, resume is not None, d)

@@ -21,7 +21,7 @@ def test_gpu_check_smoke_runs_every_step_and_writes_its_results(tmp_path):
     for step in ("facts", "tests", "round_trip", "bench_ear", "scores", "train_ear_b"):
         assert f"- {step}: ok" in summary, summary
     assert json.loads((tmp_path / "scores.json").read_text())["ok"]
-    train = json.loads((tmp_path / "train_ear_b.json").read_text())
+    train = json.loads((tmp_path / "train-ear-b.json").read_text())
     assert train["finite"] and train["loss_last"] < train["loss_first"]
     bench = json.loads((tmp_path / "bench_ear.json").read_text())
     assert bench["training"]["default"]["images_per_s"] > 0
