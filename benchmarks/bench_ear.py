@@ -51,10 +51,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from reference.ear.configs import RunConfig, apply_overrides, preset
 from reference.ear.model import build_model, param_groups
-from reference.ear.train import (
+from reference.ear.trainer import (
     build_optimizer,
+    clip_gradients,
     compile_training,
     configure_backends,
+    official_loss_factor,
     precision_context,
 )
 
@@ -142,7 +144,7 @@ def bench_training(config: RunConfig, device: torch.device, warmup: int, steps: 
         with autocast:
             loss = forward(tokens, labels)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        clip_gradients(params, tc.grad_clip, official_loss_factor(config.model))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():

@@ -1,5 +1,8 @@
-"""Reference EAR (energy-score continuous autoregression): model, tokenizers, data, trainer, sampler, evaluator.
+"""Reference EAR (energy-score continuous autoregression).
 
-Not part of the installed library. Run the scripts from the repository root, e.g.
-``python reference/ear/train.py`` (the CPU demo) or ``torchrun ... reference/ear/train.py --preset ear_b``.
+Library modules (one job each): ``configs``, ``distributed``, ``tokenizer``, ``data``, ``model``,
+``checkpoint``, ``sampling``, ``trainer``, ``metrics``. Command-line entry points (thin, never importing each
+other): ``train.py``, ``sample.py``, ``evaluate.py``, ``cache.py``. Not part of the installed library: run the
+scripts by path, e.g. ``python reference/ear/train.py`` (the CPU demo) or
+``torchrun ... reference/ear/train.py --preset ear_b``; they make the repository root importable themselves.
 """

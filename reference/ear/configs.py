@@ -8,6 +8,7 @@ Presets:
 
 - ``demo``: class-conditional Fashion-MNIST in pixel space on a CPU (the main job, about 20 minutes on 2 cores).
 - ``tiny``: sklearn digits, seconds; used by the tests.
+- ``tiny_kl16``: the ImageNet code path (cached KL latents) at toy size, for tests and GPU smoke checks.
 - ``ear_b``, ``ear_l``, ``ear_h``: the paper's ImageNet 256x256 models on cached KL-16 latents, with the
   official code's sizes (205.6M / 474.8M / 937.3M parameters) and the README recipe's stage-1 settings.
 
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ModelConfig",
@@ -39,6 +42,8 @@ __all__ = [
 @dataclass
 class ModelConfig:
     """The EAR backbone and its head (official defaults: EAR-B on KL-16 latents)."""
+
+    _section: ClassVar[str] = "model"
 
     num_tokens: int = 256  # image tokens per sample (16 x 16 latent grid at patch size 1)
     token_dim: int = 16  # channels of one token
@@ -68,10 +73,15 @@ class ModelConfig:
     train_temperature: float = 1.0  # tau_train: weight of the spread term (1 = strictly proper)
     diffusion_steps: int = 100  # only for head="diffusion"
 
+    def __post_init__(self) -> None:
+        _validate(self)
+
 
 @dataclass
 class DataConfig:
     """Where the training images come from and how they become tokens."""
+
+    _section: ClassVar[str] = "data"
 
     dataset: str = "imagenet_cached"  # fashion_mnist | digits | imagenet | imagenet_cached
     data_dir: str | None = None  # None: the dataset's default location
@@ -80,15 +90,22 @@ class DataConfig:
     patch_size: int = 1  # p x p patches of pixels (patch) or of latent cells (kl16)
     vae_path: str = "pretrained_models/vae/kl16.ckpt"
     vae_embed_dim: int = 16
+    vae_ch: int = 128  # the VAE's base channel count (128 = the official KL-16; smaller for tests)
+    vae_num_res_blocks: int = 2  # ResNet blocks per encoder level (2 = the official KL-16)
     vae_scale: float = 0.2325  # 1 / std of the KL-16 latents over ImageNet (no mean shift)
     flip: bool = True  # random horizontal flips (imagenet_cached: moments vs moments_flip)
     subset: int | None = None  # use only the first `subset` training images (tests, quick runs)
     num_workers: int = 8
 
+    def __post_init__(self) -> None:
+        _validate(self)
+
 
 @dataclass
 class TrainConfig:
     """Optimisation (the official code's defaults; README stage-1 recipe in the ear_* presets)."""
+
+    _section: ClassVar[str] = "train"
 
     batch_size: int = 32  # per process and micro-step
     accumulation_steps: int = 1
@@ -131,11 +148,17 @@ class TrainConfig:
     plot_every: int = 500
     tensorboard: bool = False  # also log scalars to <run>/tb (needs the tensorboard package)
     max_consecutive_nonfinite: int = 20  # abort after this many skipped steps in a row
+    checksum: bool = False  # write <checkpoint>.sha256 next to every checkpoint (verified on load)
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
 
 @dataclass
 class SampleConfig:
     """The AR sampler (README evaluation settings)."""
+
+    _section: ClassVar[str] = "sample"
 
     num_iter: int = 64
     cfg: float = 3.0
@@ -148,10 +171,15 @@ class SampleConfig:
         False  # torch.compile the backbone blocks and the head for sampling (dynamic shapes)
     )
 
+    def __post_init__(self) -> None:
+        _validate(self)
+
 
 @dataclass
 class EvalConfig:
     """Evaluation after training (demo) or of a sample folder (ImageNet)."""
+
+    _section: ClassVar[str] = "eval"
 
     enabled: bool = True
     num_images: int = 1000  # class-balanced samples to score
@@ -162,6 +190,9 @@ class EvalConfig:
     reference_stats: str | None = (
         None  # ImageNet: ADM's .npz with mu / sigma (fid_stats/adm_in256_stats.npz)
     )
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
 
 @dataclass
@@ -174,6 +205,19 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"config.name must be a non-empty string; got {self.name!r}")
+        for f in ("model", "data", "train", "sample", "eval"):
+            want = typing.get_type_hints(RunConfig)[f]
+            if not isinstance(getattr(self, f), want):
+                raise TypeError(f"config.{f} must be a {want.__name__}; got {getattr(self, f)!r}")
+        if self.model.width % self.model.num_heads:
+            raise ValueError(
+                f"model.width ({self.model.width}) must be divisible by model.num_heads "
+                f"({self.model.num_heads})"
+            )
 
     # -- JSON -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +253,175 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+# -- validation -------------------------------------------------------------------------------------------
+# Ranges and choices per field (types come from the annotations). A tuple ``(lo, hi, lo_open, hi_open)`` is
+# an interval (``None`` = unbounded); a set is the allowed values.
+_GE0 = (0, None, False, False)
+_GE1 = (1, None, False, False)
+_POS = (0, None, True, False)
+_UNIT_HALF_OPEN = (0, 1, False, True)
+_RULES: dict[str, dict[str, Any]] = {
+    "model": {
+        "num_tokens": _GE1,
+        "token_dim": _GE1,
+        "width": _GE1,
+        "depth": _GE1,
+        "num_heads": _GE1,
+        "mlp_ratio": _POS,
+        "buffer_size": _GE0,
+        "num_classes": _GE1,
+        "label_drop_prob": _UNIT_HALF_OPEN,
+        "attn_dropout": _UNIT_HALF_OPEN,
+        "proj_dropout": _UNIT_HALF_OPEN,
+        "mask_ratio_min": (0, 1, True, False),
+        "head": {"implicit", "diffusion", "gaussian"},
+        "head_width": _GE1,
+        "head_depth": _GE0,
+        "noise_dim": _GE1,
+        "noise": {"uniform", "gaussian"},
+        "score_batch_mul": _GE1,
+        "beta": (0, 2, True, False),
+        "train_temperature": _GE0,
+        "diffusion_steps": _GE1,
+    },
+    "data": {
+        "dataset": {"fashion_mnist", "digits", "imagenet", "imagenet_cached"},
+        "tokenizer": {"patch", "kl16"},
+        "image_size": _GE1,
+        "patch_size": _GE1,
+        "vae_embed_dim": _GE1,
+        "vae_ch": _GE1,
+        "vae_num_res_blocks": _GE1,
+        "vae_scale": _POS,
+        "subset": _GE1,
+        "num_workers": _GE0,
+    },
+    "train": {
+        "batch_size": _GE1,
+        "accumulation_steps": _GE1,
+        "epochs": _POS,
+        "warmup_epochs": _GE0,
+        "blr": _POS,
+        "lr": _POS,
+        "lr_schedule": {"constant", "cosine"},
+        "min_lr": _GE0,
+        "weight_decay": _GE0,
+        "score_lrscale": _GE0,
+        "betas": _UNIT_HALF_OPEN,
+        "grad_clip": _GE0,
+        "ema_rate": _UNIT_HALF_OPEN,
+        "seed": _GE0,
+        "precision": {"auto", "bf16", "fp32"},
+        "max_steps": _GE1,
+        "max_train_minutes": _POS,
+        "log_every": _GE1,
+        "ckpt_every": _GE0,
+        "keep_every": _GE0,
+        "sample_every": _GE0,
+        "plot_every": _GE0,
+        "max_consecutive_nonfinite": _GE1,
+    },
+    "sample": {
+        "num_iter": _GE1,
+        "cfg": _GE0,
+        "cfg_schedule": {"linear", "constant"},
+        "temperature": _POS,
+        "batch_size": _GE1,
+        "num_images": _GE1,
+        "grid_per_class": _GE1,
+    },
+    "eval": {"num_images": _GE1, "classifier_epochs": _GE0},
+}
+
+
+def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
+    """``(ok, value)`` where ``value`` is converted where that is lossless (int -> float, list -> tuple)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(hint):
+            ok, v = _type_ok(value, arm)
+            if ok:
+                return True, v
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return math.isfinite(value), float(value)
+        return False, value
+    if hint is str:
+        return isinstance(value, str), value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            return False, value
+        out = []
+        for v, a in zip(value, args, strict=True):
+            ok, v = _type_ok(v, a)
+            if not ok:
+                return False, value
+            out.append(v)
+        return True, tuple(out)
+    return isinstance(value, hint), value
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    return {bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def _in_range(v: float, rule: tuple) -> bool:
+    lo, hi, lo_open, hi_open = rule
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        return False
+    return not (hi is not None and (v > hi or (hi_open and v == hi)))
+
+
+def _range_text(rule: tuple) -> str:
+    lo, hi, lo_open, hi_open = rule
+    if hi is None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+def _validate(obj: Any) -> None:
+    """Type- and range-check every field of a config section; the message names ``section.field``."""
+    section = type(obj)._section
+    hints = typing.get_type_hints(type(obj))
+    rules = _RULES.get(section, {})
+    for f in dataclasses.fields(obj):
+        name, value = f.name, getattr(obj, f.name)
+        ok, value = _type_ok(value, hints[name])
+        if not ok:
+            raise TypeError(
+                f"{section}.{name} must be {_type_name(hints[name])}; got {value!r} "
+                f"({type(value).__name__})"
+            )
+        object.__setattr__(obj, name, value)
+        rule = rules.get(name)
+        if rule is None or value is None or isinstance(value, bool):
+            continue
+        if isinstance(rule, set):
+            if value not in rule:
+                raise ValueError(f"{section}.{name} must be one of {sorted(rule)}; got {value!r}")
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if not _in_range(v, rule):
+                raise ValueError(f"{section}.{name} must be {_range_text(rule)}; got {value!r}")
 
 
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
@@ -377,6 +590,31 @@ def _tiny() -> RunConfig:
     )
 
 
+def _tiny_kl16() -> RunConfig:
+    """The ImageNet code path at toy size: cached latents of 32x32 images (2x2 tokens of 16 channels) from a
+    small KL VAE (8 base channels, 1 block per level); needs ``--data-dir`` and ``data.vae_path``."""
+    base = _tiny()
+    return apply_overrides(
+        base,
+        [
+            'name="tiny_kl16"',
+            "model.num_tokens=4",
+            "model.token_dim=16",
+            'data.dataset="imagenet_cached"',
+            'data.tokenizer="kl16"',
+            "data.image_size=32",
+            "data.patch_size=1",
+            "data.vae_ch=8",
+            "data.vae_num_res_blocks=1",
+            "data.flip=true",
+            "train.batch_size=4",
+            "train.log_every=1",
+            "sample.num_images=20",
+            "sample.batch_size=10",
+        ],
+    )
+
+
 def _stage2(stage1: RunConfig) -> RunConfig:
     """README stage 2 (resume from stage 1): 50 more epochs (to 800) with tau_train 0.99 and blr 7e-5.
 
@@ -397,6 +635,7 @@ def _stage2(stage1: RunConfig) -> RunConfig:
 PRESETS = {
     "demo": _demo,
     "tiny": _tiny,
+    "tiny_kl16": _tiny_kl16,
     "ear_b": lambda: _ear("ear_b", 768, 24, 12, 1024, 6),
     "ear_l": lambda: _ear("ear_l", 1024, 32, 16, 1280, 8),
     "ear_h": lambda: _ear("ear_h", 1280, 40, 16, 1536, 12),

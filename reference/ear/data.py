@@ -5,27 +5,33 @@
 - :func:`load_digits`: sklearn's 8x8 digits (1,797 images), for tests.
 - :class:`ImageFolder`: ``root/<class>/<image>`` with the ADM centre crop (:func:`center_crop_arr`) and random
   flips; unreadable files are skipped with a warning and counted, not a crash.
-- :func:`cache_latents` (``python reference/ear/data.py cache ...``, also under ``torchrun``): writes the KL-16
-  posterior moments of every image and of its horizontal flip to ``<cached>/<class>/<name>.npz``
-  (keys ``moments`` and ``moments_flip``), as MAR's ``main_cache.py`` does.
-- :class:`CachedLatents`: reads those files, choosing the flipped moments with probability 1/2.
-- :class:`StepBatches`: the deterministic, resumable batch order used by the trainer (epoch permutation from
-  ``(seed, epoch)``, rank-strided micro-batches, drop-last), so ``--resume`` continues exactly.
+- :func:`cache_latents` (``python reference/ear/cache.py ...``, also under ``torchrun``): writes the KL-16
+  posterior moments of every image and of its horizontal flip into one memory-mapped array per rank.
+- :class:`CachedLatents`: reads those arrays (or MAR's one ``.npz`` per image), choosing the flipped
+  moments with probability 1/2.
+- :class:`StepBatches`: the deterministic, resumable batch order used by the trainer (epoch permutation and
+  flips from ``(seed, epoch)``, rank-strided micro-batches, drop-last), so ``--resume`` continues exactly.
+- :class:`TrainData`: what the trainer iterates: tokens and labels per micro-step, the skipped-item count,
+  and the decoder from tokens back to images.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
+import json
 import math
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from reference.ear.configs import DataConfig, RunConfig
+from reference.ear.distributed import Dist, check_same_count
+from reference.ear.tokenizer import AutoencoderKL, TokenDecoder, build_tokenizer, load_vae
 
 __all__ = [
     "FASHION_MNIST_DIR",
@@ -36,6 +42,11 @@ __all__ = [
     "ImageFolder",
     "CachedLatents",
     "StepBatches",
+    "Skipped",
+    "collate_skip",
+    "check_labels",
+    "TrainData",
+    "raw_size",
     "cache_latents",
 ]
 
@@ -52,6 +63,14 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
+RAW_SIZES = {"fashion_mnist": 28, "digits": 8}
+
+
+def raw_size(dc: DataConfig) -> int | None:
+    """Side of the dataset's original images (pixel datasets are padded to ``image_size``); else ``None``."""
+    return RAW_SIZES.get(dc.dataset) if dc.tokenizer == "patch" else None
+
+
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -169,11 +188,27 @@ def _scan_folder(root: Path, ext: tuple[str, ...]) -> tuple[list[tuple[str, int]
     return items, classes
 
 
+class Skipped(NamedTuple):
+    """An item that could not be read: its file and what was wrong with it."""
+
+    path: str
+    problem: str
+
+
+def _parse_key(key) -> tuple[int, bool | None]:
+    """Dataset keys are an index or ``(index, flip)``; ``flip=None`` means "draw it here"."""
+    if isinstance(key, tuple):
+        return int(key[0]), bool(key[1])
+    return int(key), None
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """``root/<class>/<image>`` -> (image ``(3, S, S)`` in ``[-1, 1]``, label, relative path).
 
-    A file that cannot be decoded yields ``None`` (with a warning); :func:`collate_skip` drops such items and
-    counts them, so one corrupt JPEG does not stop an 800-epoch run.
+    A file that cannot be decoded yields a :class:`Skipped` (with a warning naming the file and the error);
+    :func:`collate_skip` drops such items and returns them, so one corrupt JPEG does not stop an 800-epoch
+    run and the trainer can count and report it. A key ``(index, flip)`` fixes the flip (the trainer's
+    resumable flips); a plain index draws it.
     """
 
     def __init__(self, root: str | os.PathLike, image_size: int = 256, flip: bool = True) -> None:
@@ -192,10 +227,9 @@ class ImageFolder(torch.utils.data.Dataset):
             with Image.open(path) as im:
                 img = center_crop_arr(im.convert("RGB"), self.image_size)
         except Exception as e:  # noqa: BLE001 - any decoding error skips the file
-            warnings.warn(
-                f"skipping unreadable image {path}: {type(e).__name__}: {e}", stacklevel=2
-            )
-            return None
+            problem = f"cannot decode the image: {type(e).__name__}: {e}"
+            warnings.warn(f"skipping {path}: {problem}", stacklevel=2)
+            return Skipped(path, problem)
         if flip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         x = (
@@ -205,46 +239,109 @@ class ImageFolder(torch.utils.data.Dataset):
         )
         return x, label, os.path.relpath(path, self.root)
 
-    def __getitem__(self, index: int):
-        return self.load(index, self.flip and bool(torch.rand(()) < 0.5))
+    def __getitem__(self, key):
+        index, flip = _parse_key(key)
+        if flip is None:
+            flip = self.flip and bool(torch.rand(()) < 0.5)
+        return self.load(index, flip and self.flip)
 
 
 class CachedLatents(torch.utils.data.Dataset):
-    """``cached/<class>/<name>.npz`` with ``moments`` and ``moments_flip`` -> (moments ``(2C, h, w)``, label).
+    """Cached KL-16 posterior moments -> (moments ``(2C, h, w)`` float32, label).
 
-    With ``flip=True`` the flipped image's moments are used with probability 1/2 (the cached path's only
-    augmentation). The trainer samples the posterior from the moments and scales by 0.2325.
+    Two layouts are read:
+
+    - **packed** (what :func:`cache_latents` writes): ``classes.json`` and, per caching rank ``r``,
+      ``latents-r<r>.npy`` (``(n_r, 2, 2C, h, w)`` float32: the moments of the image and of its horizontal
+      flip) with ``latents-r<r>.json`` (``count``, ``labels``, ``paths``). The arrays are memory-mapped, lazily
+      in each process (DataLoader workers included): one open file per shard instead of one per sample.
+    - **per file** (MAR's ``main_cache.py``): ``<class>/<name>.npz`` with ``moments`` and ``moments_flip``.
+
+    With ``flip=True`` the flipped moments are used with probability 1/2 (a key ``(index, flip)`` fixes the
+    choice: the trainer draws it from the step, so ``--resume`` is exact).
     """
 
     def __init__(self, root: str | os.PathLike, flip: bool = True) -> None:
         self.root = Path(root)
-        self.items, self.classes = _scan_folder(self.root, (".npz",))
         self.flip = flip
+        self._arrays: list | None = None
+        if (self.root / "classes.json").is_file():
+            self.classes = json.loads((self.root / "classes.json").read_text())
+            self.shards, labels, counts = [], [], []
+            for meta_path in sorted(self.root.glob("latents-r*.json")):
+                meta = json.loads(meta_path.read_text())
+                npy = meta_path.with_suffix(".npy")
+                if not npy.is_file():
+                    raise FileNotFoundError(f"{npy} is missing (its index {meta_path.name} exists)")
+                self.shards.append(npy)
+                labels.append(np.asarray(meta["labels"][: meta["count"]], dtype=np.int64))
+                counts.append(int(meta["count"]))
+            if not self.shards:
+                raise FileNotFoundError(
+                    f"{self.root} has classes.json but no latents-r*.json shards"
+                )
+            # a compact per-item index (arrays, not Python tuples: 1.3M items cost about 15 MB)
+            self.labels = np.concatenate(labels)
+            self._shard = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+            self._row = np.concatenate([np.arange(c, dtype=np.int64) for c in counts])
+            self.items = None
+        else:
+            self.items, self.classes = _scan_folder(self.root, (".npz",))
+            self.labels = np.asarray([label for _, label in self.items], dtype=np.int64)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.labels)
 
-    def __getitem__(self, index: int):
-        path, label = self.items[index]
+    def __getstate__(self):  # memory maps are reopened in each worker, never pickled
+        state = dict(self.__dict__)
+        state["_arrays"] = None
+        return state
+
+    def __getitem__(self, key):
+        index, flip = _parse_key(key)
+        if flip is None:
+            flip = bool(torch.rand(()) < 0.5)
+        flip = flip and self.flip
+        label = int(self.labels[index])
+        if self.items is None:
+            if self._arrays is None:
+                self._arrays = [np.load(p, mmap_mode="r") for p in self.shards]
+            k, i = int(self._shard[index]), int(self._row[index])
+            moments = np.array(self._arrays[k][i, int(flip)], dtype=np.float32)
+            return torch.from_numpy(moments), label
+        path = self.items[index][0]
         try:
             with np.load(path) as d:
-                key = "moments_flip" if self.flip and bool(torch.rand(()) < 0.5) else "moments"
-                moments = torch.from_numpy(np.array(d[key], dtype=np.float32))
+                moments = torch.from_numpy(
+                    np.array(d["moments_flip" if flip else "moments"], dtype=np.float32)
+                )
         except Exception as e:  # noqa: BLE001
-            warnings.warn(
-                f"skipping unreadable latent file {path}: {type(e).__name__}: {e}", stacklevel=2
-            )
-            return None
+            problem = f"cannot read the latent file: {type(e).__name__}: {e}"
+            warnings.warn(f"skipping {path}: {problem}", stacklevel=2)
+            return Skipped(path, problem)
         return moments, label
 
 
 def collate_skip(batch: list):
-    """Default collation after dropping ``None`` items; returns ``(collated, num_skipped)``."""
-    kept = [b for b in batch if b is not None]
-    skipped = len(batch) - len(kept)
+    """Default collation after dropping :class:`Skipped` items; returns ``(collated or None, skipped list)``."""
+    kept = [b for b in batch if not isinstance(b, Skipped)]
+    skipped = [b for b in batch if isinstance(b, Skipped)]
     if not kept:
         return None, skipped
     return torch.utils.data.default_collate(kept), skipped
+
+
+def check_labels(labels, num_classes: int, where: str) -> None:
+    """Every label in ``[0, num_classes)`` (checked before training, not as an ``IndexError`` mid-run)."""
+    labels = torch.as_tensor(labels)
+    if labels.numel() == 0:
+        raise ValueError(f"{where} holds no training items")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"{where} has labels in [{lo}, {hi}] but model.num_classes={num_classes} allows "
+            f"[0, {num_classes - 1}]"
+        )
 
 
 # -- resumable batch order ---------------------------------------------------------------------------------
@@ -254,7 +351,8 @@ class StepBatches:
     Epoch ``e`` uses the permutation of ``range(n)`` drawn from a generator seeded with ``seed + e``; an
     optimizer step consumes ``global_batch = batch_size x world_size x accumulation_steps`` consecutive
     indices, and micro-step ``j`` of rank ``r`` takes the slice ``(j world_size + r) batch_size`` of them.
-    Incomplete steps at the end of an epoch are dropped.
+    Incomplete steps at the end of an epoch are dropped. :meth:`flips` gives each item's horizontal flip for
+    an epoch from its own generator, so flips too are a function of the step (exact resume).
     """
 
     def __init__(
@@ -276,10 +374,18 @@ class StepBatches:
                 f"the dataset has {n} items, fewer than one global batch of {self.global_batch} "
                 f"(batch_size {batch_size} x world_size {world_size} x accumulation_steps {accumulation_steps})"
             )
+        self._flip_epoch, self._flip = -1, None
 
     def permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
         return torch.randperm(self.n, generator=g)
+
+    def flips(self, epoch: int) -> torch.Tensor:
+        """``(n,)`` bool: whether item ``i`` is flipped in ``epoch`` (probability 1/2, fixed by seed and epoch)."""
+        if epoch != self._flip_epoch:
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch + 0x5EED_F11B)
+            self._flip_epoch, self._flip = epoch, torch.rand(self.n, generator=g) < 0.5
+        return self._flip
 
     def iterate(self, start_step: int) -> Iterator[tuple[int, list[torch.Tensor]]]:
         """Yield ``(step, [index tensor per micro-step])`` forever from ``start_step``."""
@@ -298,6 +404,158 @@ class StepBatches:
             step += 1
 
 
+# -- the trainer's view of the data ----------------------------------------------------------------------
+class TrainData:
+    """Training examples and how they become tokens (and tokens become images).
+
+    In-memory datasets (Fashion-MNIST, digits) are indexed directly; file datasets (ImageNet, cached latents)
+    go through a ``DataLoader`` whose batch sampler follows :class:`StepBatches` and hands each item its
+    flip. Labels are checked against ``model.num_classes`` here, and under torchrun every rank must see the
+    same number of items. Unreadable items are counted (:attr:`skipped`) and the first few kept with their
+    problem (:attr:`skipped_examples`).
+
+    Args:
+        config: the run's :class:`~reference.ear.configs.RunConfig`.
+        d: the process's :class:`~reference.ear.distributed.Dist`.
+        vae_strict: passed to :func:`~reference.ear.tokenizer.load_vae`.
+    """
+
+    def __init__(self, config: RunConfig, d: Dist, *, vae_strict: bool = True) -> None:
+        self.config = config
+        dc = config.data
+        self.device = d.device
+        self.images = None
+        self.dataset = None
+        self.skipped = 0
+        self.skipped_examples: list[Skipped] = []
+        nc = config.model.num_classes
+        if dc.dataset in ("fashion_mnist", "digits"):
+            if dc.dataset == "fashion_mnist":
+                imgs, labels = load_fashion_mnist(dc.data_dir, "train")
+                where = f"Fashion-MNIST in {dc.data_dir or FASHION_MNIST_DIR}"
+            else:
+                imgs, labels = load_digits()
+                where = "sklearn digits"
+            if dc.subset is not None:
+                imgs, labels = imgs[: dc.subset], labels[: dc.subset]
+            check_labels(labels, nc, where)
+            self.images = to_unit_range(imgs, pad_to=dc.image_size)  # (N, 1, S, S) in [-1, 1]
+            self.labels = torch.as_tensor(labels, dtype=torch.long)
+            self.n = len(self.labels)
+        elif dc.dataset in ("imagenet", "imagenet_cached"):
+            if dc.data_dir is None:
+                raise ValueError(
+                    f"data.dataset={dc.dataset!r} needs --data-dir (an ImageNet train folder or "
+                    "its cached latents)"
+                )
+            if dc.dataset == "imagenet_cached":
+                self.dataset = CachedLatents(dc.data_dir, flip=dc.flip)
+            else:
+                self.dataset = ImageFolder(dc.data_dir, image_size=dc.image_size, flip=dc.flip)
+            if len(self.dataset.classes) > nc:
+                raise ValueError(
+                    f"{dc.data_dir} has {len(self.dataset.classes)} class folders but "
+                    f"model.num_classes={nc}"
+                )
+            if isinstance(self.dataset, CachedLatents):
+                check_labels(self.dataset.labels, nc, str(dc.data_dir))
+            self.n = len(self.dataset)
+        else:  # unreachable after config validation
+            raise ValueError(f"unknown data.dataset {dc.dataset!r}")
+        check_same_count(self.n, d)
+        self.channels_last = (
+            dc.dataset == "imagenet" and d.device.type == "cuda" and config.train.channels_last
+        )
+        self.tokenizer = build_tokenizer(
+            dc, d.device, channels_last=self.channels_last, vae_strict=vae_strict
+        )
+        self.decoder = TokenDecoder(self.tokenizer, raw_size(dc))
+        if self.tokenizer.token_dim != config.model.token_dim:
+            raise ValueError(
+                f"model.token_dim={config.model.token_dim} but the tokenizer makes tokens of size "
+                f"{self.tokenizer.token_dim} (data.patch_size={dc.patch_size})"
+            )
+
+    def to_tokens(self, batch: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens of a batch (images in ``[-1, 1]`` or cached moments); ``flip`` (in-memory images only)."""
+        dc = self.config.data
+        if dc.dataset == "imagenet_cached":
+            return self.tokenizer.moments_to_tokens(batch, sample=True)
+        if dc.dataset == "imagenet":
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            return self.tokenizer.encode(batch, sample=True)
+        if flip is not None:
+            batch = torch.where(flip.to(batch.device)[:, None, None, None], batch.flip(-1), batch)
+        return self.tokenizer.encode(batch)
+
+    def _flips(self, batches: StepBatches, step: int, idx: torch.Tensor) -> torch.Tensor | None:
+        if not self.config.data.flip:
+            return None
+        return batches.flips(step // batches.steps_per_epoch)[idx]
+
+    def iterate(self, batches: StepBatches, start_step: int, total_steps: int):
+        """Yield ``(step, micro)`` for ``start_step <= step < total_steps``.
+
+        ``micro`` has one entry per micro-step: ``(tokens, labels)``, or ``None`` when every item of that
+        micro-batch was unreadable.
+        """
+        if self.images is not None:
+            for step, micro in batches.iterate(start_step):
+                if step >= total_steps:
+                    return
+                out = []
+                for idx in micro:
+                    x = self.images[idx].to(self.device, non_blocking=True)
+                    flip = self._flips(batches, step, idx)
+                    out.append((self.to_tokens(x, flip), self.labels[idx].to(self.device)))
+                yield step, out
+            return
+
+        def micro_lists():
+            for step, micro in batches.iterate(start_step):
+                if step >= total_steps:
+                    return
+                for idx in micro:
+                    flips = self._flips(batches, step, idx)
+                    if flips is None:
+                        yield [(i, False) for i in idx.tolist()]
+                    else:
+                        yield list(zip(idx.tolist(), flips.tolist(), strict=True))
+
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=micro_lists(),
+            num_workers=self.config.data.num_workers,
+            collate_fn=collate_skip,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            # its own generator: creating the iterator must not draw from the global RNG, which a resume
+            # restores to the state of the step it starts at
+            generator=torch.Generator().manual_seed(self.config.train.seed * 100003 + start_step),
+        )
+        it = iter(loader)
+        for step in range(start_step, total_steps):
+            out = []
+            for _ in range(batches.accum):
+                batch, skipped = next(it)
+                self.skipped += len(skipped)
+                room = 5 - len(self.skipped_examples)
+                if room > 0:
+                    self.skipped_examples.extend(skipped[:room])
+                if batch is None:
+                    out.append(None)
+                    continue
+                x, y = batch[0], batch[1]
+                x = x.to(self.device, non_blocking=True)
+                out.append((self.to_tokens(x), y.to(self.device, non_blocking=True)))
+            yield step, out
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens -> images in ``[0, 1]`` (``(N, C, H, W)``; pixel-space demos cropped back to the raw size)."""
+        return self.decoder(tokens)
+
+
 # -- latent caching -------------------------------------------------------------------------------------
 def cache_latents(
     data_path: str,
@@ -308,18 +566,22 @@ def cache_latents(
     batch_size: int = 128,
     num_workers: int = 8,
     embed_dim: int = 16,
-) -> None:
+    vae: AutoencoderKL | None = None,
+    vae_ch: int = 128,
+    vae_num_res_blocks: int = 2,
+) -> dict:
     """Encode every image of an ImageFolder and its horizontal flip with the KL-16 VAE; store the moments.
 
-    Runs as one process or under ``torchrun`` (each rank takes a strided share; ``(N, 2C, h, w)`` float32
-    moments written as ``<cached_path>/<relative path>.npz``). Existing files are overwritten.
+    Runs as one process or under ``torchrun`` (each rank takes a strided share). Rank ``r`` writes the packed
+    layout of :class:`CachedLatents`: ``latents-r<r>.npy`` (``(n_r, 2, 2C, h, w)`` float32, written through
+    a memory map) and ``latents-r<r>.json``; rank 0 also writes ``classes.json``. Unreadable images are
+    skipped, counted and named. ``vae`` (an already built model) replaces loading ``vae_path``.
+    Returns ``{"count", "skipped", "skipped_files"}`` for this rank.
     """
     import torch.distributed as dist
 
-    from reference.ear.tokenizer import AutoencoderKL, load_vae
-
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
+    if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
@@ -328,63 +590,59 @@ def cache_latents(
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    vae = load_vae(vae_path, AutoencoderKL(embed_dim)).to(device)
+    if vae is None:
+        vae = load_vae(
+            vae_path, AutoencoderKL(embed_dim, ch=vae_ch, num_res_blocks=vae_num_res_blocks)
+        )
+    vae = vae.to(device).eval()
     ds = ImageFolder(data_path, image_size=image_size, flip=False)
     indices = list(range(rank, len(ds), world))
-    sub = torch.utils.data.Subset(ds, indices)
     loader = torch.utils.data.DataLoader(
-        sub,
+        torch.utils.data.Subset(ds, indices),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate_skip,
         pin_memory=device.type == "cuda",
     )
-    skipped = 0
     out_root = Path(cached_path)
-    for i, (batch, nskip) in enumerate(loader):
-        skipped += nskip
+    out_root.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (out_root / "classes.json").write_text(json.dumps(ds.classes))
+    arr = None
+    count, labels, paths, skipped = 0, [], [], []
+    for i, (batch, bad) in enumerate(loader):
+        skipped.extend(bad)
         if batch is None:
             continue
-        x, _, rel = batch
+        x, y, rel = batch
         x = x.to(device, non_blocking=True)
         with torch.no_grad():
-            m = vae.encode_moments(x).float().cpu().numpy()
-            mf = vae.encode_moments(x.flip(dims=[3])).float().cpu().numpy()
-        for k, r in enumerate(rel):
-            dst = out_root / (os.path.splitext(r)[0] + ".npz")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(dst, moments=m[k], moments_flip=mf[k])
+            m = vae.encode_moments(x).float()
+            mf = vae.encode_moments(x.flip(dims=[3])).float()
+        both = torch.stack([m, mf], dim=1).cpu().numpy()
+        if arr is None:
+            arr = np.lib.format.open_memmap(
+                out_root / f"latents-r{rank}.npy",
+                mode="w+",
+                dtype=np.float32,
+                shape=(len(indices), *both.shape[1:]),
+            )
+        arr[count : count + len(both)] = both
+        count += len(both)
+        labels.extend(int(v) for v in y)
+        paths.extend(rel)
         if rank == 0 and i % 50 == 0:
             print(f"[cache] batch {i}/{len(loader)}", flush=True)
-    print(f"[cache] rank {rank}: done, {skipped} unreadable images skipped", flush=True)
+    if arr is not None:
+        arr.flush()
+        del arr
+    meta = {"count": count, "labels": labels, "paths": paths, "skipped": [list(s) for s in skipped]}
+    (out_root / f"latents-r{rank}.json").write_text(json.dumps(meta))
+    print(
+        f"[cache] rank {rank}: {count} images cached, {len(skipped)} unreadable skipped"
+        + "".join(f"\n  {s.path}: {s.problem}" for s in skipped[:5]),
+        flush=True,
+    )
     if distributed:
         dist.barrier()
-        dist.destroy_process_group()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="EAR data tools")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("cache", help="cache KL-16 latents of an ImageNet folder (torchrun-able)")
-    c.add_argument(
-        "--data-path", required=True, help="ImageNet train folder (root/<class>/<image>)"
-    )
-    c.add_argument("--cached-path", required=True)
-    c.add_argument("--vae-path", default="pretrained_models/vae/kl16.ckpt")
-    c.add_argument("--image-size", type=int, default=256)
-    c.add_argument("--batch-size", type=int, default=128)
-    c.add_argument("--num-workers", type=int, default=8)
-    args = parser.parse_args(argv)
-    cache_latents(
-        args.data_path,
-        args.cached_path,
-        args.vae_path,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-    )
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    main()
+    return {"count": count, "skipped": len(skipped), "skipped_files": [s.path for s in skipped]}

@@ -16,6 +16,7 @@ References:
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ __all__ = [
     "DiagonalGaussian",
     "KLTokenizer",
     "load_vae",
+    "build_tokenizer",
+    "TokenDecoder",
     "KL16_SCALE",
 ]
 
@@ -345,13 +348,14 @@ class AutoencoderKL(nn.Module):
 
 
 def load_vae(
-    path: str | os.PathLike, vae: AutoencoderKL | None = None, *, strict: bool = False
+    path: str | os.PathLike, vae: AutoencoderKL | None = None, *, strict: bool = True
 ) -> AutoencoderKL:
     """Load the official ``kl16.ckpt`` (state dict under ``model`` or ``state_dict``) with ``weights_only=True``.
 
     Keys that the architecture does not have (e.g. a training loss's discriminator) are ignored with a
-    warning, as the official code does (``strict=False``); missing keys are an error unless ``strict`` is
-    ``False`` and they are only reported. Returns the VAE in eval mode with gradients off.
+    warning. Keys of the architecture that the checkpoint lacks are an error (``KeyError``) unless
+    ``strict=False``, which only warns; a checkpoint with none of the architecture's keys (an empty or
+    unrelated file) is always an error. Returns the VAE in eval mode with gradients off.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -369,6 +373,15 @@ def load_vae(
             f"{str(path)!r} holds no state dict under 'model' or 'state_dict'; keys: "
             f"{sorted(ckpt)[:10] if isinstance(ckpt, dict) else type(ckpt).__name__}"
         )
+    if not isinstance(state, dict):
+        raise ValueError(f"{str(path)!r}: the state dict is a {type(state).__name__}, not a dict")
+    own = set(vae.state_dict())
+    if not own & set(state):
+        raise ValueError(
+            f"{str(path)!r} holds none of the VAE's {len(own)} weights ({len(state)} entries"
+            + (f", e.g. {sorted(state)[:3]}" if state else "")
+            + "): not a KL-16 VAE checkpoint"
+        )
     missing, unexpected = vae.load_state_dict(state, strict=False)
     if unexpected:
         warnings.warn(
@@ -376,7 +389,7 @@ def load_vae(
             stacklevel=2,
         )
     if missing:
-        msg = f"load_vae: {len(missing)} keys missing from the checkpoint, e.g. {missing[:5]}"
+        msg = f"load_vae: {len(missing)} keys missing from {str(path)!r}, e.g. {missing[:5]}"
         if strict:
             raise KeyError(msg)
         warnings.warn(msg, stacklevel=2)
@@ -415,3 +428,45 @@ class KLTokenizer(nn.Module):
         p = self.patch_size
         z = unpatchify(tokens, p, c, grid * p, grid * p) / self.scale
         return self.vae.decode(z)
+
+
+def build_tokenizer(
+    dc, device: torch.device, *, channels_last: bool = False, vae_strict: bool = True
+):
+    """The tokenizer named by a :class:`~reference.ear.configs.DataConfig` ``dc``, on ``device``.
+
+    ``patch``: grey pixel patches of ``dc.image_size`` images. ``kl16``: the VAE loaded from ``dc.vae_path``
+    (``vae_strict``: see :func:`load_vae`), channels-last when ``channels_last``.
+    """
+    if dc.tokenizer == "patch":
+        return PatchTokenizer(dc.image_size, dc.patch_size, channels=1)
+    arch = AutoencoderKL(dc.vae_embed_dim, ch=dc.vae_ch, num_res_blocks=dc.vae_num_res_blocks)
+    vae = load_vae(dc.vae_path, arch, strict=vae_strict).to(device)
+    if channels_last:
+        vae = vae.to(memory_format=torch.channels_last)
+    return KLTokenizer(vae, scale=dc.vae_scale, patch_size=dc.patch_size)
+
+
+class TokenDecoder:
+    """Tokens -> images in ``[0, 1]`` (float32, ``(N, C, H, W)``), for either tokenizer.
+
+    Args:
+        tokenizer: a :class:`PatchTokenizer` or :class:`KLTokenizer`.
+        crop_to: for pixel patches of padded images, the side of the original images (the centre is kept).
+    """
+
+    def __init__(self, tokenizer, crop_to: int | None = None) -> None:
+        self.tokenizer, self.crop_to = tokenizer, crop_to
+
+    @torch.no_grad()
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.tokenizer, PatchTokenizer):
+            x = self.tokenizer.decode(tokens.float())
+            s, r = x.shape[-1], self.crop_to
+            if r is not None and r != s:
+                lo = (s - r) // 2
+                x = x[..., lo : lo + r, lo : lo + r]
+        else:
+            grid = int(round(math.sqrt(tokens.shape[1])))
+            x = self.tokenizer.decode(tokens.float(), grid)
+        return ((x.clamp(-1, 1) + 1) / 2).float()

@@ -118,6 +118,7 @@ def test_corrupt_image_is_skipped_with_a_warning_and_counted(tmp_path):
         items = [ds[i] for i in range(2)]
     assert any("broken.jpg" in str(x.message) for x in w)
     batch, skipped = collate_skip(items)
-    assert skipped == 1
+    assert len(skipped) == 1 and skipped[0].path.endswith("broken.jpg")
+    assert "cannot decode" in skipped[0].problem
     x, y, _ = batch
     assert x.shape == (1, 3, 32, 32) and x.min() >= -1 and y.tolist() == [0]

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["model", "tokenizer", "evaluate"])
+@pytest.mark.parametrize("name", ["model", "tokenizer", "metrics"])
 def test_docstring_examples(name):
     module = importlib.import_module(f"reference.ear.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

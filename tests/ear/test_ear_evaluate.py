@@ -7,7 +7,7 @@ from scipy import linalg
 from scipy.spatial.distance import cdist
 
 from reference.ear.configs import apply_overrides, preset
-from reference.ear.evaluate import energy_distance, frechet_distance, gaussian_stats, score_images
+from reference.ear.metrics import energy_distance, frechet_distance, gaussian_stats, score_images
 
 
 def _scipy_fd(mu1, s1, mu2, s2):

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from reference.ear.checkpoint import load_checkpoint
 from reference.ear.configs import ModelConfig, apply_overrides, preset
+from reference.ear.distributed import Dist
 from reference.ear.model import EAR
-from reference.ear.train import (
-    Dist,
+from reference.ear.trainer import (
     build_optimizer,
     compile_training,
     configure_backends,
     fused_adamw_supported,
-    load_checkpoint,
     train,
 )
 
@@ -183,7 +183,7 @@ def _flags_in_fresh_interpreter(imports: str) -> str:
 def test_tf32_is_set_by_the_training_script_only_and_only_for_cuda():
     # importing the library, the model and the trainer leaves torch's defaults alone
     assert _flags_in_fresh_interpreter(
-        ", scoringrules_torch, reference.ear.model, reference.ear.train"
+        ", scoringrules_torch, reference.ear.model, reference.ear.trainer, reference.ear.train"
     ) == _flags_in_fresh_interpreter("")
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     tc = preset("tiny").train
@@ -231,7 +231,8 @@ def test_head_on_masked_positions_only_skips_the_head_work_on_visible_tokens():
     fixed = torch.tensor([[True, False, True, False]] * 6)  # half of the tokens masked
     flops = []
     for m in (a, b):
-        m.random_mask = lambda batch, device: fixed
+        m.random_mask = lambda batch, device, num_masked=None: fixed
+        m.draw_num_masked = lambda: 2
         with FlopCounterMode(display=False) as fc:
             m(torch.randn(6, 4, 16), torch.randint(0, 10, (6,))).backward()
         flops.append(fc.get_total_flops())

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from reference.ear import model as ear_model
+from reference.ear.checkpoint import load_checkpoint
 from reference.ear.configs import RunConfig, apply_overrides, preset
-from reference.ear.train import Dist, load_checkpoint, lr_at, train
+from reference.ear.distributed import Dist
+from reference.ear.trainer import lr_at, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,28 +178,28 @@ def test_sample_cli_writes_grid_npz_and_pngs_from_the_ema_weights(tmp_path):
 
 
 def test_auto_threads_leave_busy_cores_alone(monkeypatch):
-    from reference.ear import train as train_mod
+    from reference.ear import distributed as train_mod
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(train_mod.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(
-        train_mod, "_busy_cores", lambda: 1.3
+        train_mod, "busy_cores", lambda: 1.3
     )  # another process on one core right now
-    train_mod._set_cpu_threads("auto")
+    train_mod.set_cpu_threads("auto")
     assert torch.get_num_threads() == 1
-    monkeypatch.setattr(train_mod, "_busy_cores", lambda: 0.05)
-    train_mod._set_cpu_threads("auto")
+    monkeypatch.setattr(train_mod, "busy_cores", lambda: 0.05)
+    train_mod.set_cpu_threads("auto")
     assert torch.get_num_threads() == 2
     monkeypatch.setattr(
-        train_mod, "_busy_cores", lambda: None
+        train_mod, "busy_cores", lambda: None
     )  # no /proc/stat: the load average decides
     monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
-    train_mod._set_cpu_threads("auto")
+    train_mod.set_cpu_threads("auto")
     assert torch.get_num_threads() == 1
     monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    train_mod._set_cpu_threads("auto")
+    train_mod.set_cpu_threads("auto")
     assert torch.get_num_threads() == 2
-    train_mod._set_cpu_threads("3")
+    train_mod.set_cpu_threads("3")
     assert torch.get_num_threads() == 3
 
 
@@ -205,7 +207,7 @@ def test_auto_threads_leave_busy_cores_alone(monkeypatch):
 def test_busy_cores_sees_a_busy_process():
     import multiprocessing as mp
 
-    from reference.ear import train as train_mod
+    from reference.ear import distributed as train_mod
 
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
@@ -213,7 +215,7 @@ def test_busy_cores_sees_a_busy_process():
     proc.start()
     try:
         time.sleep(0.5)
-        busy = train_mod._busy_cores(interval=1.0)
+        busy = train_mod.busy_cores(interval=1.0)
     finally:
         stop.set()
         proc.join()

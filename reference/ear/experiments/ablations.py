@@ -188,6 +188,9 @@ def _base_config(preset_name: str, steps: int, n: int, data_dir: str | None):
         # the committed sweep ran before the fused AdamW kernel became the default; keep its optimizer so that
         # runs added later compare with it exactly
         "train.fused_optimizer=false",
+        # ... and its clipping: it clipped our (half-scale) gradients at 3.0, which is 6.0 on the official loss
+        # scale that train.grad_clip now refers to
+        "train.grad_clip=6.0",
     ]
     if data_dir:
         overrides.append(f"data.data_dir={json.dumps(data_dir)}")
@@ -203,8 +206,8 @@ def _atomic_json(path: Path, obj) -> None:
 
 def run_prep(opts: dict) -> dict:
     """Train (and cache) the evaluator's classifier; Inception features of the real reference sets."""
-    from reference.ear.evaluate import (
-        _balanced,
+    from reference.ear.metrics import (
+        balanced_indices,
         frechet_distance,
         gaussian_stats,
         inception_features,
@@ -234,8 +237,8 @@ def run_prep(opts: dict) -> dict:
                 "(or pass --no-inception)"
             )
         per = opts["n_inception"] // config.model.num_classes
-        ref = _balanced(yte, per, config.model.num_classes, 0)
-        floor = _balanced(yte, per, config.model.num_classes, per)
+        ref = balanced_indices(yte, per, config.model.num_classes, 0)
+        floor = balanced_indices(yte, per, config.model.num_classes, per)
         t0 = time.time()
         f_ref = inception_features(net, xte[ref])
         f_floor = inception_features(net, xte[floor])
@@ -249,7 +252,8 @@ def run_prep(opts: dict) -> dict:
 
 def run_train(opts: dict, job: TrainJob) -> dict:
     from reference.ear.configs import apply_overrides
-    from reference.ear.train import Dist, train
+    from reference.ear.distributed import Dist
+    from reference.ear.trainer import train
 
     work = Path(opts["work_dir"])
     config = _base_config(opts["preset"], job.steps, opts["n"], opts["data_dir"])
@@ -287,29 +291,25 @@ def _read_log(path: Path) -> dict[str, list[float]]:
 
 
 def run_eval(opts: dict, job: EvalJob) -> dict:
-    from reference.ear.evaluate import (
-        _balanced,
+    from reference.ear.data import raw_size
+    from reference.ear.metrics import (
+        balanced_indices,
         frechet_distance,
         gaussian_stats,
         inception_features,
         inception_network,
         score_images,
     )
-    from reference.ear.model import build_model
-    from reference.ear.sample import _init_decoder, class_labels, generate, save_grid
-    from reference.ear.train import Dist, TrainData, ema_model, load_checkpoint
+    from reference.ear.sampling import class_labels, generate, load_for_sampling, save_grid
+    from reference.ear.tokenizer import TokenDecoder, build_tokenizer
 
     work = Path(opts["work_dir"])
-    payload, config = load_checkpoint(work / "runs" / job.run / "checkpoint-last.pt")
-    model = build_model(config.model)
-    model.load_state_dict(payload["model"])
-    model = ema_model(model, payload["ema"])
+    device = torch.device("cpu")
+    model, config = load_for_sampling(work / "runs" / job.run / "checkpoint-last.pt", device)
     if job.diffusion_steps is not None:
         model.head.num_sampling_steps = job.diffusion_steps
         model.head.clip_denoised = job.diffusion_clip
-    d = Dist(enabled=False, rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    data = TrainData.__new__(TrainData)
-    _init_decoder(data, config, d)
+    decode = TokenDecoder(build_tokenizer(config.data, device), raw_size(config.data))
     n = opts["n"]
     labels = class_labels(n, config.model.num_classes)
     sc = config.sample
@@ -323,9 +323,9 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
             cfg_schedule=sc.cfg_schedule,
             temperature=job.temperature,
             batch_size=min(sc.batch_size, max(1, n // 2)),
-            device=d.device,
+            device=device,
         )
-    images = data.decode(tokens)
+    images = decode(tokens)
     images = (images * 255).round() / 255
     grid_dir = work / "grids"
     grid_dir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +353,7 @@ def run_eval(opts: dict, job: EvalJob) -> dict:
     if job.inception and opts["inception"]:
         ref = torch.load(work / "inception_reference.pt", weights_only=True)
         k = opts["n_inception"] // config.model.num_classes
-        idx = _balanced(labels, k, config.model.num_classes, 0)
+        idx = balanced_indices(labels, k, config.model.num_classes, 0)
         feats = inception_features(inception_network(), images[idx])
         metrics["inception_n"] = len(idx)
         metrics["inception_fid"] = frechet_distance(
