@@ -85,7 +85,9 @@ def test_num_samples_draws_are_independent_draws_of_the_same_law(named_head):
     apart = _seeded(lambda: head.sample(z.unsqueeze(0).expand(m, 2, C)), seed=7)  # (m, 2, D)
     assert together.std(0).min() > 0  # the m draws differ
     scale = apart.std(0)
-    torch.testing.assert_close(together.mean(0), apart.mean(0), atol=(0.1 * scale).max().item(), rtol=0)
+    torch.testing.assert_close(
+        together.mean(0), apart.mean(0), atol=(0.1 * scale).max().item(), rtol=0
+    )
     torch.testing.assert_close(together.std(0), scale, rtol=0.1, atol=1e-6)
     # the positions keep their own laws
     assert not torch.allclose(together[:, 0].mean(0), together[:, 1].mean(0), atol=0.05)
@@ -145,9 +147,12 @@ def test_reductions_agree(named_head):
     # weights other than 0/1 multiply each position's loss
     weights = mask * torch.arange(1.0, 13.0).reshape(3, 4)
     torch.testing.assert_close(
-        _seeded(lambda: head.loss(z, y, weights, reduction="none")), none * weights / mask.clamp_min(1)
+        _seeded(lambda: head.loss(z, y, weights, reduction="none")),
+        none * weights / mask.clamp_min(1),
     )
-    with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none'; got 'max'"):
+    with pytest.raises(
+        ValueError, match="reduction must be one of 'mean', 'sum', 'none'; got 'max'"
+    ):
         head.loss(z, y, reduction="max")
 
 
@@ -233,21 +238,39 @@ BAD_ARGUMENTS = [
     (ImplicitGeneratorHead, "width", 32.0, TypeError, "width must be an int >= 1; got float"),
     (ImplicitGeneratorHead, "width", 0, ValueError, "width must be an int >= 1; got 0"),
     (ImplicitGeneratorHead, "depth", -1, ValueError, "depth must be an int >= 0; got -1"),
-    (ImplicitGeneratorHead, "noise_dim", True, TypeError, "noise_dim must be an int >= 1; got bool"),
+    (
+        ImplicitGeneratorHead,
+        "noise_dim",
+        True,
+        TypeError,
+        "noise_dim must be an int >= 1; got bool",
+    ),
     (ImplicitGeneratorHead, "noise", "laplace", ValueError, "noise must be one of"),
     (ImplicitGeneratorHead, "num_samples", 2.0, TypeError, "num_samples must be an int >= 2"),
     (ImplicitGeneratorHead, "num_samples", 1, ValueError, "num_samples must be an int >= 2"),
     (ImplicitGeneratorHead, "score", 3, TypeError, "score must be one of"),
     (ImplicitGeneratorHead, "score", "bogus", ValueError, "score must be one of"),
     (ImplicitGeneratorHead, "beta", "1", TypeError, "beta must be a real number; got str"),
-    (ImplicitGeneratorHead, "beta", math.nan, ValueError, r"beta must be a finite number in \(0, 2\]"),
+    (
+        ImplicitGeneratorHead,
+        "beta",
+        math.nan,
+        ValueError,
+        r"beta must be a finite number in \(0, 2\]",
+    ),
     (ImplicitGeneratorHead, "estimator", None, TypeError, "estimator must be a string"),
     (ImplicitGeneratorHead, "train_temperature", -0.1, ValueError, "train_temperature must be"),
     (ImplicitGeneratorHead, "train_temperature", math.inf, ValueError, "train_temperature must be"),
     (ImplicitGeneratorHead, "score_kwargs", [1], TypeError, "score_kwargs must be a dict or None"),
     (ImplicitGeneratorHead, "log_terms", 1, TypeError, "log_terms must be a bool; got int"),
     (GaussianHead, "std", "fixed", ValueError, "std must be one of"),
-    (GaussianHead, "std", None, TypeError, "std must be 'learned' or a positive float; got NoneType"),
+    (
+        GaussianHead,
+        "std",
+        None,
+        TypeError,
+        "std must be 'learned' or a positive float; got NoneType",
+    ),
     (GaussianHead, "std", math.inf, ValueError, r"std must be a finite number in \(0, inf\)"),
     (GaussianHead, "score", "kernel", ValueError, "score must be one of"),
     (GaussianHead, "num_samples", 0, ValueError, "num_samples must be an int >= 1; got 0"),
@@ -261,14 +284,32 @@ BAD_ARGUMENTS = [
     (GaussianMixtureHead, "depth", "2", TypeError, "depth must be an int >= 0; got str"),
     (DiffusionHead, "width", 0, ValueError, "width must be an int >= 1; got 0"),
     (DiffusionHead, "depth", 1.0, TypeError, "depth must be an int >= 0; got float"),
-    (DiffusionHead, "num_train_timesteps", 1, ValueError, "num_train_timesteps must be an int >= 2"),
+    (
+        DiffusionHead,
+        "num_train_timesteps",
+        1,
+        ValueError,
+        "num_train_timesteps must be an int >= 2",
+    ),
     (DiffusionHead, "num_sampling_steps", 0, ValueError, "num_sampling_steps must be an int >= 1"),
     (DiffusionHead, "num_sampling_steps", 5000, ValueError, r"num_steps must be in \[1, num_train"),
     (DiffusionHead, "num_samples", 0, ValueError, "num_samples must be an int >= 1; got 0"),
     (DiffusionHead, "freq_dim", 1, ValueError, "freq_dim must be an int >= 2; got 1"),
     (DiffusionHead, "clip_denoised", "always", ValueError, "clip_denoised must be one of 'auto'"),
-    (DiffusionHead, "clip_denoised", -1.0, ValueError, r"clip_denoised must be a finite number in \(0"),
-    (DiffusionHead, "clip_denoised", [1.0], TypeError, "clip_denoised must be 'auto', None or a posi"),
+    (
+        DiffusionHead,
+        "clip_denoised",
+        -1.0,
+        ValueError,
+        r"clip_denoised must be a finite number in \(0",
+    ),
+    (
+        DiffusionHead,
+        "clip_denoised",
+        [1.0],
+        TypeError,
+        "clip_denoised must be 'auto', None or a posi",
+    ),
     (DiffusionHead, "clip_margin", -0.1, ValueError, r"clip_margin must be a finite number in \[0"),
 ]
 
@@ -283,7 +324,9 @@ def test_constructor_arguments_are_validated(cls, key, value, exc, match):
         cls(D, C, **{key: value})
 
 
-@pytest.mark.parametrize("cls", [ImplicitGeneratorHead, GaussianHead, GaussianMixtureHead, DiffusionHead])
+@pytest.mark.parametrize(
+    "cls", [ImplicitGeneratorHead, GaussianHead, GaussianMixtureHead, DiffusionHead]
+)
 def test_token_and_cond_dim_are_validated(cls):
     with pytest.raises(TypeError, match="token_dim must be an int >= 1; got float"):
         cls(2.0, C)
