@@ -306,8 +306,8 @@ class DiffusionHead(HeadBase):
         if self.clip_denoised is None:
             inf = torch.full_like(lo, math.inf)
             return -inf, inf
-        if isinstance(self.clip_denoised, float):
-            c = torch.full_like(lo, self.clip_denoised)
+        if not isinstance(self.clip_denoised, str):  # a number (also when set as an attribute)
+            c = torch.full_like(lo, float(self.clip_denoised))
             return -c, c
         seen = torch.isfinite(lo) & torch.isfinite(hi)
         pad = self.clip_margin * torch.where(seen, hi - lo, torch.zeros_like(lo))
