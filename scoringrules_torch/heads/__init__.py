@@ -18,7 +18,7 @@ from scoringrules_torch.heads.gaussian import GaussianHead
 from scoringrules_torch.heads.guidance import cfg_scale_schedule, guide
 from scoringrules_torch.heads.implicit import ImplicitGeneratorHead, ScoreTerms
 from scoringrules_torch.heads.mixture import GaussianMixtureHead
-from scoringrules_torch.heads.rollout import (
+from scoringrules_torch.heads.trajectories import (
     TrajectoryScores,
     interval_coverage,
     rollout,

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from scoringrules_torch.heads import GaussianHead, ImplicitGeneratorHead
-from scoringrules_torch.heads.rollout import interval_coverage, rollout, score_trajectories
+from scoringrules_torch.heads.trajectories import interval_coverage, rollout, score_trajectories
 
 A, S = 0.8, 0.5  # x_{t+1} = A x_t + S eps
 

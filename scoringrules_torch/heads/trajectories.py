@@ -76,7 +76,7 @@ def rollout(
     Examples:
         >>> import torch
         >>> from scoringrules_torch.heads import GaussianHead
-        >>> from scoringrules_torch.heads.rollout import rollout, score_trajectories
+        >>> from scoringrules_torch.heads.trajectories import rollout, score_trajectories
         >>> _ = torch.manual_seed(0)
         >>> gru = torch.nn.GRU(1, 16, batch_first=True)
         >>> model = lambda x: gru(x)[0]                  # (N, L, 1) -> (N, L, 16)
