@@ -35,7 +35,9 @@ def test_forecast_tutorial_quick(tmp_path):
     assert set(results) == {*example.HEADS, "seasonal naive"}
     horizon = 8
     for name, r in results.items():
-        assert r["crps"].shape == (horizon,) and np.isfinite(r["crps"]).all() and (r["crps"] > 0).all()
+        assert (
+            r["crps"].shape == (horizon,) and np.isfinite(r["crps"]).all() and (r["crps"] > 0).all()
+        )
         assert np.isfinite(r["energy"]) and r["energy"] > 0, name
         assert ((r["coverage80"] >= 0) & (r["coverage80"] <= 1)).all()
     # a forecaster that ignores the history: a random walk whose steps are drawn from the training changes
