@@ -269,9 +269,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--sampling-steps", type=int, default=100, help="diffusion head")
     parser.add_argument("--weeks", type=int, default=None, help="use only the first N weeks")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--png", type=Path, default=PNG)
+    parser.add_argument(
+        "--png", type=Path, default=None, help=f"plot path (default {PNG.name} in docs)"
+    )
     parser.add_argument("--quick", action="store_true", help="short series, few steps (CI)")
     args = parser.parse_args(argv)
+    if args.png is None and not args.quick:  # the quick run never overwrites the docs' figure
+        args.png = PNG
     if args.quick:
         args.steps, args.horizon, args.samples, args.every = 200, 8, 32, 26
         args.sampling_steps, args.weeks = 20, args.weeks or 700
