@@ -9,7 +9,7 @@ one of two well separated blobs, so a unimodal Gaussian head must smear its mass
 middle), while an implicit generator trained by the energy score, a diffusion head and a mixture can put their mass
 where the data is.
 
-Every head implements the same protocol (``loss(z, target, mask)`` / ``sample(z, temperature)``), so the model code
+Every head implements the same protocol (``loss(z, target, mask)`` / ``sample(z, num_samples=m)``), so the model code
 never changes: the head is the one line in ``make_head``. For each head the script trains for a fixed number of
 steps and reports the held-out **energy distance** between the model's next-step law and the true one,
 
@@ -110,15 +110,9 @@ def make_head(name: str, cond_dim: int) -> PredictiveHead:
             TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_samples=4
         )
     if name == "diffusion":  # MAR: AdaLN denoiser trained by denoising score matching
-        # clip_denoised: see DiffusionHead's docstring (a briefly trained head needs it; |x| < 4 here)
+        # (x0 clipped to the training targets' range by default: see DiffusionHead's docstring)
         return DiffusionHead(
-            TOKEN_DIM,
-            cond_dim,
-            width=64,
-            depth=2,
-            num_sampling_steps=50,
-            num_samples=4,
-            clip_denoised=4.0,
+            TOKEN_DIM, cond_dim, width=64, depth=2, num_sampling_steps=50, num_samples=4
         )
     if name == "mixture":  # GIVT-like mixture of Gaussians trained by the log score
         return GaussianMixtureHead(TOKEN_DIM, cond_dim, num_components=4, hidden=64, depth=2)
@@ -153,8 +147,7 @@ def evaluate(
     z = model.hidden(seqs).reshape(-1, model.head.cond_dim)  # (C, D)
     last = seqs.reshape(-1, TOKEN_DIM)  # x_t for each context
     torch.manual_seed(seed)
-    drawn = model.head.sample(z.unsqueeze(0).expand(num_samples, *z.shape).reshape(-1, z.shape[-1]))
-    drawn = drawn.reshape(num_samples, -1, TOKEN_DIM).transpose(0, 1)  # (C, m, 2)
+    drawn = model.head.sample(z, num_samples=num_samples).transpose(0, 1)  # (C, m, 2)
     truth = true_next(last.unsqueeze(1).expand(-1, num_samples, -1), gen)  # (C, k, 2)
     model.train()
     return energy_distance(drawn.float(), truth.float()).mean().item()

@@ -112,3 +112,24 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     if dim % 2:
         emb = F.pad(emb, (0, 1))
     return emb
+
+
+# -- default sizes -------------------------------------------------------------------------------------------
+MIN_WIDTH, MAX_WIDTH, DEFAULT_DEPTH = 64, 1024, 3
+
+
+def default_width(token_dim: int, cond_dim: int) -> int:
+    """The default width of a generator/denoiser MLP for a ``token_dim`` target and a ``cond_dim`` condition.
+
+    ``max(16 * token_dim, cond_dim / 2)`` rounded up to a power of two and clamped to ``[64, 1024]``: a
+    1-dimensional target under a 48-dimensional state gets 64, EAR's 16-dimensional tokens under a
+    768-dimensional state get 512 (EAR-B itself uses 1024: see the heads' ``ear_preset``/``mar_preset``).
+    """
+    want = max(16 * token_dim, math.ceil(cond_dim / 2), 1)
+    width = 1 << (want - 1).bit_length()
+    return int(min(MAX_WIDTH, max(MIN_WIDTH, width)))
+
+
+def default_noise_dim(token_dim: int) -> int:
+    """The implicit generator's default noise size: ``4 * token_dim`` clamped to ``[8, 64]`` (EAR: 64)."""
+    return int(min(64, max(8, 4 * token_dim)))

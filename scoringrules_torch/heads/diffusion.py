@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from scoringrules_torch._internal.checks import check_choice, check_floating
+from scoringrules_torch._internal.reduction import check_reduction
 from scoringrules_torch.heads._layers import (
+    DEFAULT_DEPTH,
     AdaLNBlock,
     ModulatedFinalLayer,
+    default_width,
     timestep_embedding,
     xavier_init,
     zero_init,
 )
-from scoringrules_torch.heads.base import HeadBase
+from scoringrules_torch.heads.base import HeadBase, Temperature, check_int, check_real
 
 __all__ = ["DiffusionHead", "cosine_alphas_cumprod", "respaced_schedule"]
 
@@ -144,38 +149,58 @@ class DiffusionHead(HeadBase):
     a variational-bound term, which this head leaves out (it uses DDPM's fixed posterior variance).
 
     **Sampling**: DDPM ancestral sampling from ``x ~ N(0, I)`` over ``num_sampling_steps`` timesteps respaced
-    evenly over the training ones (:func:`respaced_schedule`); the denoiser sees the original timestep indices;
-    no clipping. ``temperature`` multiplies the noise injected at each step,
-    ``x_{i-1} = mu_i + temperature * sigma_i * xi`` (MAR); the initial noise is not scaled.
+    evenly over the training ones (:func:`respaced_schedule`); the denoiser sees the original timestep indices.
+    ``temperature`` (a number, or a tensor broadcastable to the positions) multiplies the noise injected at each
+    step, ``x_{i-1} = mu_i + temperature * sigma_i * xi`` (MAR); the initial noise is not scaled.
+    ``num_samples=m`` runs ``m`` chains per position in one batch.
+
+    **Safe sampling by default.** The cosine schedule ends at ``alpha_bar_{T-1} ~ 2e-9``, where the clean-token
+    estimate ``x0_hat = (x - sqrt(1 - alpha_bar) eps_hat) / sqrt(alpha_bar)`` multiplies the error of ``eps_hat``
+    by about 2e4: a briefly trained denoiser then diverges in its first sampling steps (draws thousands of
+    standard deviations away). With ``clip_denoised="auto"`` (the default) the sampler clamps ``x0_hat``, per
+    dimension, to the range of the training targets widened by ``clip_margin`` of its width on each side,
+    ``[min - margin (max - min), max + margin (max - min)]``; ``loss`` records ``min``/``max`` (buffers
+    ``target_min``/``target_max``, saved with the state dict) over the unmasked targets it sees in training
+    mode. The last DDPM step returns ``x0_hat`` itself, so **every draw lies in** :meth:`clip_bounds`. Before the
+    first training step nothing is clipped. ``clip_denoised=c`` clamps to ``[-c, c]`` instead; ``None`` samples
+    unclipped, as MAR does. (Each data-parallel replica records its own range; pass a number to share one.)
 
     Args:
         token_dim: token size ``d``.
         cond_dim: hidden-state size ``D``.
-        width: denoiser width (MAR-B 1024).
-        depth: residual blocks (MAR-B 6; MAR's README training default 3).
+        width: denoiser width; default from the sizes, ``max(16 d, D/2)`` rounded up to a power of two and
+            clamped to ``[64, 1024]`` (MAR-B 1024: :meth:`mar_preset`).
+        depth: residual blocks (default 3, MAR's README training default; MAR-B 6).
         num_train_timesteps: ``T`` (1000).
         num_sampling_steps: default number of sampling steps (100); ``sample(..., num_steps=...)`` overrides.
         num_samples: ``(t, eps)`` draws per position in the loss (MAR's ``diffusion_batch_mul``, 4).
         freq_dim: size of the sinusoidal timestep features (256).
-        clip_denoised: if set, the sampler clamps its estimate of the clean token, ``x0_hat``, to
-            ``[-clip_denoised, clip_denoised]`` before each update. MAR does not clip (None, the default). The
-            cosine schedule ends at ``alpha_bar_{T-1} ~ 2e-9``, where ``x0_hat = (x - sqrt(1 - alpha_bar) eps_hat) /
-            sqrt(alpha_bar)`` multiplies the error of ``eps_hat`` by ~2e4; a briefly trained head can then
-            diverge in its first sampling steps, and a clip at a bound of the data fixes that.
+        clip_denoised: ``"auto"`` (default: the learned target range, see above), a positive number ``c``
+            (clamp to ``[-c, c]``) or ``None`` (no clipping, MAR).
+        clip_margin: for ``"auto"``, how far beyond the observed range draws may go, as a fraction of its
+            width (0.1).
 
     Shape:
         - z: ``(*positions, cond_dim)``; target: ``(*positions, token_dim)``; mask: ``(*positions)``
-        - ``sample``: ``(*positions, token_dim)`` in ``z``'s dtype
+        - ``loss``: ``()``, or ``(*positions)`` with ``reduction="none"``
+        - ``sample``: ``(*positions, token_dim)``, or ``(m, *positions, token_dim)`` with ``num_samples=m``,
+          in ``z``'s dtype
 
     Examples:
         >>> import torch
         >>> from scoringrules_torch.heads import DiffusionHead
-        >>> head = DiffusionHead(2, 8, width=32, depth=2, num_sampling_steps=10)
-        >>> z, y = torch.randn(6, 8), torch.randn(6, 2)
-        >>> head.loss(z, y).shape
+        >>> head = DiffusionHead(2, 8, num_sampling_steps=10)
+        >>> head.width, head.depth
+        (64, 3)
+        >>> z, y = torch.randn(6, 8), 3 * torch.rand(6, 2)
+        >>> head.loss(z, y).shape                  # training mode: records the range of y
         torch.Size([])
-        >>> head.sample(z, temperature=0.9).shape
-        torch.Size([6, 2])
+        >>> draws = head.sample(z, num_samples=50, temperature=0.9)
+        >>> draws.shape
+        torch.Size([50, 6, 2])
+        >>> low, high = head.clip_bounds()
+        >>> bool(((draws >= low) & (draws <= high)).all())
+        True
 
     References:
         Li, Tian, Li, Deng & He, "Autoregressive Image Generation without Vector Quantization", NeurIPS 2024.
@@ -185,55 +210,120 @@ class DiffusionHead(HeadBase):
         Hyvärinen, "Estimation of Non-Normalized Statistical Models by Score Matching", JMLR 2005.
     """
 
+    #: MAR's denoiser sizes (width, depth) for its model sizes B, L, H.
+    MAR_SIZES = {"B": (1024, 6), "L": (1280, 8), "H": (1536, 12)}
+
     def __init__(
         self,
         token_dim: int,
         cond_dim: int,
         *,
-        width: int = 1024,
-        depth: int = 6,
+        width: int | None = None,
+        depth: int | None = None,
         num_train_timesteps: int = 1000,
         num_sampling_steps: int = 100,
         num_samples: int = 4,
         freq_dim: int = 256,
-        clip_denoised: float | None = None,
+        clip_denoised: str | float | None = "auto",
+        clip_margin: float = 0.1,
     ) -> None:
         super().__init__(token_dim, cond_dim)
-        for name, value, low in (
-            ("width", width, 1),
-            ("depth", depth, 0),
-            ("num_train_timesteps", num_train_timesteps, 2),
-            ("num_samples", num_samples, 1),
-            ("freq_dim", freq_dim, 2),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
-        respaced_schedule(num_train_timesteps, num_sampling_steps)  # validates num_sampling_steps
+        width = (
+            default_width(token_dim, cond_dim) if width is None else check_int("width", width, 1)
+        )
+        depth = DEFAULT_DEPTH if depth is None else check_int("depth", depth, 0)
+        check_int("num_train_timesteps", num_train_timesteps, 2)
+        check_int("num_sampling_steps", num_sampling_steps, 1)
+        check_int("num_samples", num_samples, 1)
+        check_int("freq_dim", freq_dim, 2)
+        respaced_schedule(num_train_timesteps, num_sampling_steps)  # num_sampling_steps <= T
+        if isinstance(clip_denoised, str):
+            check_choice("clip_denoised", clip_denoised, ("auto",))
+        elif clip_denoised is not None:
+            if isinstance(clip_denoised, bool) or not isinstance(clip_denoised, (int, float)):
+                raise TypeError(
+                    f"clip_denoised must be 'auto', None or a positive number; got "
+                    f"{type(clip_denoised).__name__} {clip_denoised!r}"
+                )
+            clip_denoised = check_real("clip_denoised", clip_denoised, low=0.0, low_open=True)
+        self.clip_margin = check_real("clip_margin", clip_margin, low=0.0)
         self.width = width
         self.depth = depth
         self.num_train_timesteps = num_train_timesteps
         self.num_sampling_steps = num_sampling_steps
         self.num_samples = num_samples
-        if clip_denoised is not None and not (
-            isinstance(clip_denoised, (int, float))
-            and not isinstance(clip_denoised, bool)
-            and clip_denoised > 0
-        ):
-            raise ValueError(
-                f"clip_denoised must be None or a positive number; got {clip_denoised!r}"
-            )
-        self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
+        self.clip_denoised = clip_denoised
         self.net = _Denoiser(token_dim, cond_dim, width, depth, freq_dim)
         self._alphas_cumprod = torch.tensor(
             cosine_alphas_cumprod(num_train_timesteps), dtype=torch.float64
         )
+        # the range of the training targets seen by loss() in training mode (for clip_denoised="auto")
+        self.register_buffer("target_min", torch.full((token_dim,), math.inf))
+        self.register_buffer("target_max", torch.full((token_dim,), -math.inf))
+
+    @classmethod
+    def mar_preset(
+        cls, token_dim: int, cond_dim: int, size: str = "B", **kwargs: Any
+    ) -> DiffusionHead:
+        """The denoiser at MAR's size ``"B"`` (width 1024, depth 6), ``"L"`` (1280, 8) or ``"H"`` (1536, 12);
+        other keywords pass through (MAR itself samples unclipped: ``clip_denoised=None``).
+
+        Examples:
+            >>> head = DiffusionHead.mar_preset(16, 768, "B")
+            >>> head.width, head.depth
+            (1024, 6)
+        """
+        check_choice("size", size, tuple(cls.MAR_SIZES))
+        width, depth = cls.MAR_SIZES[size]
+        for name in ("width", "depth"):
+            if name in kwargs:
+                raise ValueError(f"mar_preset sets {name}; build the head directly to choose it")
+        return cls(token_dim, cond_dim, width=width, depth=depth, **kwargs)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # checkpoints written before the learned range existed load with an unseen range
+        for name in ("target_min", "target_max"):
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, width={self.width}, depth={self.depth}, "
             f"num_train_timesteps={self.num_train_timesteps}, num_sampling_steps="
-            f"{self.num_sampling_steps}, num_samples={self.num_samples}"
+            f"{self.num_sampling_steps}, num_samples={self.num_samples}, "
+            f"clip_denoised={self.clip_denoised!r}, clip_margin={self.clip_margin}"
         )
+
+    def clip_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bounds ``(low, high)``, each ``(token_dim,)``, that the sampler clamps its ``x0`` estimate to,
+        and hence the range every draw lies in (``-inf``/``inf`` where there is no bound).
+
+        ``clip_denoised="auto"``: ``[min - margin * (max - min), max + margin * (max - min)]`` per dimension over
+        the training targets seen so far (no bound before the first training step); a number ``c``: ``[-c, c]``;
+        ``None``: no bound.
+        """
+        lo, hi = self.target_min, self.target_max
+        if self.clip_denoised is None:
+            inf = torch.full_like(lo, math.inf)
+            return -inf, inf
+        if not isinstance(self.clip_denoised, str):  # a number (also when set as an attribute)
+            c = torch.full_like(lo, float(self.clip_denoised))
+            return -c, c
+        seen = torch.isfinite(lo) & torch.isfinite(hi)
+        pad = self.clip_margin * torch.where(seen, hi - lo, torch.zeros_like(lo))
+        inf = torch.full_like(lo, math.inf)
+        return torch.where(seen, lo - pad, -inf), torch.where(seen, hi + pad, inf)
+
+    @torch.no_grad()
+    def _update_range(self, target: torch.Tensor, mask: torch.Tensor | None) -> None:
+        if mask is None:
+            low, high = target.amin(0), target.amax(0)
+        else:
+            keep = (mask != 0)[:, None]
+            low = torch.where(keep, target, math.inf).amin(0)
+            high = torch.where(keep, target, -math.inf).amax(0)
+        self.target_min.copy_(torch.minimum(self.target_min, low.to(self.target_min.dtype)))
+        self.target_max.copy_(torch.maximum(self.target_max, high.to(self.target_max.dtype)))
 
     def embed_condition(self, z: torch.Tensor) -> torch.Tensor:
         """``Linear(z)``: the condition's contribution to the AdaLN input, computed once per position."""
@@ -249,55 +339,106 @@ class DiffusionHead(HeadBase):
         target: torch.Tensor,
         mask: torch.Tensor | None = None,
         *,
+        reduction: str = "mean",
         t: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Masked mean over positions of the epsilon-prediction loss (see class docstring).
+        """The epsilon-prediction loss per position, reduced as the protocol says (see class docstring).
+
+        In training mode it also widens the learned target range used by ``clip_denoised="auto"``.
 
         Args:
-            t: optional timesteps ``(num_samples, *positions)`` (integers in ``[0, T)``).
+            reduction: ``"mean"`` (masked mean), ``"sum"`` or ``"none"`` (see :class:`PredictiveHead`).
+            t: optional timesteps ``(num_samples, *positions)``, integers in ``[0, num_train_timesteps)``.
             noise: optional noise ``(num_samples, *positions, token_dim)``.
         """
-        z, target, mask = self._flatten(z, target, mask)
+        check_reduction(reduction)
+        z, target, mask, positions = self._flatten(z, target, mask)
         n, m = z.shape[0], self.num_samples
         dtype = self._loss_dtype(z)
         if t is None:
             t = torch.randint(0, self.num_train_timesteps, (m, n), device=z.device)
         else:
+            self._check_timesteps(t, (m, *positions))
             t = t.reshape(m, n).to(z.device)
         if noise is None:
             noise = torch.randn((m, n, self.token_dim), dtype=dtype, device=z.device)
         else:
+            check_floating("noise", noise)
+            if tuple(noise.shape) != (m, *positions, self.token_dim):
+                raise ValueError(
+                    f"noise must have shape (num_samples, *positions, token_dim) = "
+                    f"{(m, *positions, self.token_dim)}; got {tuple(noise.shape)}"
+                )
             noise = noise.reshape(m, n, self.token_dim).to(dtype)
+        if self.training:
+            self._update_range(target.detach(), mask)
         ab = self._alphas_cumprod.to(z.device)[t].to(dtype)[..., None]  # (m, N, 1)
         x_t = ab.sqrt() * target.to(dtype) + (1 - ab).sqrt() * noise
         cond = self.embed_condition(z)
         eps = self.predict_eps(x_t.to(z.dtype), t, cond).to(dtype)
         values = (eps - noise).square().mean(-1).mean(0)  # (N,)
-        return self._masked_mean(values, mask)
+        return self._reduce(values, mask, reduction, positions)
+
+    def _check_timesteps(self, t: torch.Tensor, shape: tuple[int, ...]) -> None:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"t must be a torch.Tensor or None; got {type(t).__name__}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must be an integer tensor of timesteps; got dtype {t.dtype}")
+        if tuple(t.shape) != shape:
+            raise ValueError(
+                f"t must have shape (num_samples, *positions) = {shape}; got {tuple(t.shape)}"
+            )
+        if t.device.type != "meta" and not torch.compiler.is_compiling():
+            if bool(((t < 0) | (t >= self.num_train_timesteps)).any()):
+                raise ValueError(
+                    f"t must hold timesteps in [0, num_train_timesteps={self.num_train_timesteps}); got "
+                    f"values in [{int(t.min())}, {int(t.max())}]"
+                )
 
     @torch.no_grad()
     def sample(
-        self, z: torch.Tensor, temperature: float = 1.0, *, num_steps: int | None = None
+        self,
+        z: torch.Tensor,
+        temperature: Temperature = 1.0,
+        *,
+        num_samples: int | None = None,
+        num_steps: int | None = None,
     ) -> torch.Tensor:
-        """DDPM ancestral sampling, one draw per position, ``(*positions, token_dim)`` in ``z``'s dtype."""
+        """DDPM ancestral sampling: ``(*positions, token_dim)``, or ``(m, *positions, token_dim)`` with
+        ``num_samples=m``, in ``z``'s dtype (see the class docstring and :class:`PredictiveHead`).
+
+        ``num_steps`` overrides ``num_sampling_steps``; ``temperature`` (a number or a tensor broadcastable
+        to the positions) multiplies the noise injected at each step.
+        """
         self._check_z(z)
-        self._check_temperature(temperature)
+        positions = z.shape[:-1]
+        temperature = self._check_temperature(temperature, positions)
+        m = self._check_num_samples(num_samples)
+        if num_steps is not None:
+            check_int("num_steps", num_steps, 1)
         steps = respaced_schedule(self.num_train_timesteps, num_steps or self.num_sampling_steps)
-        shape = z.shape[:-1]
         zf = z.reshape(-1, self.cond_dim)
         n = zf.shape[0]
         dtype = self._loss_dtype(z)
+        lead = (1 if m is None else m, n)
         cond = self.embed_condition(zf)
-        x = torch.randn((n, self.token_dim), dtype=dtype, device=z.device)
+        temp = temperature
+        if isinstance(temp, torch.Tensor):
+            temp = temp.reshape(n, 1).to(dtype)
+        low, high = (b.to(device=z.device, dtype=dtype) for b in self.clip_bounds())
+        clip = self.clip_denoised is not None
+        x = torch.randn((*lead, self.token_dim), dtype=dtype, device=z.device)
         for i in range(len(steps) - 1, -1, -1):
             t_i, ab, coef_x0, coef_xt, std = steps[i]
-            t = torch.full((n,), t_i, dtype=torch.long, device=z.device)
+            t = torch.full(lead, t_i, dtype=torch.long, device=z.device)
             eps = self.predict_eps(x.to(z.dtype), t, cond).to(dtype)
             x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
-            if self.clip_denoised is not None:
-                x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)
-            x = coef_x0 * x0 + coef_xt * x
-            if i > 0:
-                x = x + (temperature * std) * torch.randn_like(x)
-        return x.reshape(*shape, self.token_dim).to(z.dtype)
+            if clip:
+                x0 = torch.clamp(x0, low, high)
+            if i == 0:  # the last step's posterior mean is x0 itself (coef_x0 = 1, coef_xt = 0)
+                x = x0
+            else:
+                x = coef_x0 * x0 + coef_xt * x + (temp * std) * torch.randn_like(x)
+        out = x.reshape(*lead[:1], *positions, self.token_dim).to(z.dtype)
+        return out[0] if m is None else out

@@ -7,11 +7,18 @@ from torch import distributions as D
 from torch.nn import functional as F
 
 from scoringrules_torch._internal.checks import check_choice
+from scoringrules_torch._internal.reduction import check_reduction
 from scoringrules_torch.functional.crps_closed import crps
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score
 from scoringrules_torch.functional.log import log_score
 from scoringrules_torch.heads._layers import ResidualMLP, zero_init
-from scoringrules_torch.heads.base import HeadBase
+from scoringrules_torch.heads.base import (
+    HeadBase,
+    Temperature,
+    check_int,
+    check_optional_int,
+    check_real,
+)
 
 __all__ = ["GaussianHead"]
 
@@ -37,7 +44,8 @@ class GaussianHead(HeadBase):
     - ``score="energy"``: the energy score (``beta``, ``estimator``) of ``num_samples`` reparameterised draws
       ``mu + sigma * eps`` — the same training signal as the implicit generator, for a fair comparison.
 
-    **Sampling.** ``temperature`` multiplies the standard deviation: ``mu + temperature * sigma * eps``.
+    **Sampling.** ``temperature`` (a number, or a tensor broadcastable to the positions) multiplies the
+    standard deviation: ``mu + temperature * sigma * eps``; ``num_samples=m`` draws ``m`` per position.
 
     Args:
         token_dim: token size ``d``.
@@ -45,8 +53,9 @@ class GaussianHead(HeadBase):
         std: ``"learned"`` (default) or a positive float (fixed standard deviation).
         score: ``"log"`` (default), ``"crps"`` or ``"energy"``.
         num_samples: reparameterised draws per position for ``score="energy"`` (``m >= 2``).
-        beta: energy-score exponent for ``score="energy"``.
-        estimator: energy-score estimator for ``score="energy"`` (default ``"fair"``).
+        beta: energy-score exponent for ``score="energy"``, in ``(0, 2]`` (validated for every score).
+        estimator: energy-score estimator for ``score="energy"`` (default ``"fair"``; validated for every
+            score).
         hidden: width of a residual MLP read-out, or None for a linear read-out.
         depth: residual blocks of the MLP read-out (ignored when ``hidden`` is None).
 
@@ -90,23 +99,24 @@ class GaussianHead(HeadBase):
         if isinstance(std, str):
             check_choice("std", std, ("learned",))
             self.fixed_std: float | None = None
-        elif isinstance(std, (int, float)) and not isinstance(std, bool) and std > 0:
-            self.fixed_std = float(std)
+        elif isinstance(std, (int, float)) and not isinstance(std, bool):
+            self.fixed_std = check_real("std", std, low=0.0, low_open=True)
         else:
-            raise ValueError(f"std must be 'learned' or a positive float; got {std!r}")
-        check_choice("score", score, _SCORES)
-        if score == "energy" and (not isinstance(num_samples, int) or num_samples < 2):
-            raise ValueError(
-                f"num_samples must be an int >= 2 for score='energy'; got {num_samples!r}"
+            raise TypeError(
+                f"std must be 'learned' or a positive float; got {type(std).__name__} {std!r}"
             )
-        if score == "energy":
-            check_choice("estimator", estimator, ENERGY_ESTIMATORS)
-        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
-            raise ValueError(f"hidden must be a positive int or None; got {hidden!r}")
+        check_choice("score", score, _SCORES)
+        check_int("num_samples", num_samples, 2 if score == "energy" else 1)
+        beta = check_real("beta", beta, low=0.0, high=2.0, low_open=True)
+        check_choice("estimator", estimator, ENERGY_ESTIMATORS)
+        check_optional_int("hidden", hidden, 1)
+        check_int("depth", depth, 0)
         self.score = score
         self.num_samples = num_samples
-        self.beta = float(beta)
+        self.beta = beta
         self.estimator = estimator
+        self.hidden = hidden
+        self.depth = depth
         out = token_dim if self.fixed_std is not None else 2 * token_dim
         self.readout = ResidualMLP(cond_dim, out, hidden, depth)
         zero_init(self.readout.output)
@@ -135,18 +145,36 @@ class GaussianHead(HeadBase):
     def _law(mean: torch.Tensor, std: torch.Tensor) -> D.Independent:
         return D.Independent(D.Normal(mean, std, validate_args=False), 1, validate_args=False)
 
-    def sample(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """``mean + temperature * std * eps``, ``(*positions, token_dim)`` in ``z``'s dtype."""
-        self._check_temperature(temperature)
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: Temperature = 1.0,
+        *,
+        num_samples: int | None = None,
+    ) -> torch.Tensor:
+        """``mean + temperature * std * eps``: ``(*positions, token_dim)``, or ``(m, *positions, token_dim)``
+        with ``num_samples=m``, in ``z``'s dtype (the protocol of :class:`PredictiveHead`)."""
+        self._check_z(z)
+        temperature = self._check_temperature(temperature, z.shape[:-1])
+        m = self._check_num_samples(num_samples)
         with torch.no_grad():
             mean, std = self.parameters_of(z)
-            return (mean + temperature * std * torch.randn_like(mean)).to(z.dtype)
+            shape = mean.shape if m is None else (m, *mean.shape)
+            eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
+            scale = self._per_position(temperature, mean) * std
+            return (mean + scale * eps).to(z.dtype)
 
     def loss(
-        self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        reduction: str = "mean",
     ) -> torch.Tensor:
-        """Masked mean over positions of the chosen score (see class docstring)."""
-        z, target, mask = self._flatten(z, target, mask)
+        """The chosen score per position, reduced as the protocol says (see :class:`PredictiveHead`)."""
+        check_reduction(reduction)
+        z, target, mask, positions = self._flatten(z, target, mask)
         mean, std = self.parameters_of(z)
         target = target.to(mean.dtype)
         if self.score == "log":
@@ -160,4 +188,4 @@ class GaussianHead(HeadBase):
             values = energy_score(
                 samples, target, beta=self.beta, estimator=self.estimator, reduction="none"
             )
-        return self._masked_mean(values, mask)
+        return self._reduce(values, mask, reduction, positions)

@@ -9,13 +9,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scoringrules_torch._internal.checks import check_choice
+from scoringrules_torch._internal.checks import check_choice, check_floating
+from scoringrules_torch._internal.reduction import check_reduction
 from scoringrules_torch.functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score_terms
 from scoringrules_torch.functional.kernel import KERNEL_ESTIMATORS, kernel_score
 from scoringrules_torch.functional.variogram import variogram_score
-from scoringrules_torch.heads._layers import AdaLNBlock, ModulatedFinalLayer, xavier_init, zero_init
-from scoringrules_torch.heads.base import HeadBase
+from scoringrules_torch.heads._layers import (
+    DEFAULT_DEPTH,
+    AdaLNBlock,
+    ModulatedFinalLayer,
+    default_noise_dim,
+    default_width,
+    xavier_init,
+    zero_init,
+)
+from scoringrules_torch.heads.base import HeadBase, Temperature, check_int, check_real
 
 __all__ = ["ImplicitGeneratorHead", "ScoreTerms"]
 
@@ -130,16 +139,28 @@ class ImplicitGeneratorHead(HeadBase):
     (energy score plus the variogram score, which adds sensitivity to the dependence between dimensions), or any
     callable ``score(samples, target, reduction="none", **score_kwargs) -> (N,)``.
 
-    **Sampling.** ``sample(z, temperature)`` draws one token per position in one generator pass. As in EAR,
-    the temperature multiplies only the residual blocks' AdaLN shifts (bias included); scales, gates, the final
-    layer and the noise range are untouched. ``temperature=1`` samples the trained model.
+    **Sampling.** ``sample(z, temperature, num_samples=m)`` draws ``m`` tokens per position (one when
+    ``num_samples`` is None) in one generator pass. Two knobs, each a number or a tensor broadcastable to the
+    positions:
+
+    - ``temperature`` is EAR's inference temperature: it multiplies only the residual blocks' AdaLN shifts
+      (bias included); scales, gates, the final layer and the noise range are untouched. It is what the EAR
+      reference uses (0.7 for EAR-B), but it is **not a spread control**: on a trained head it moves the draws
+      rather than widening or narrowing them in a predictable way.
+    - ``spread`` scales each draw's deviation from the generator's central output ``g(z, 0)`` (the output at
+      the noise law's centre): ``x = g(z, 0) + spread * (g(z, eps) - g(z, 0))``. The predictive standard
+      deviation is exactly ``spread`` times the trained one, and the shape of the law is kept; ``spread=0``
+      gives the point forecast ``g(z, 0)``. It costs one extra generator pass per position (not per draw).
+
+    ``temperature=1, spread=1`` samples the trained model.
 
     Args:
         token_dim: token size ``d``.
         cond_dim: hidden-state size ``D``.
-        width: generator width ``W`` (EAR-B 1024, L 1280, H 1536).
-        depth: number of residual blocks (EAR-B 6, L 8, H 12).
-        noise_dim: noise size (EAR: 64).
+        width: generator width ``W``; default from the sizes, ``max(16 d, D/2)`` rounded up to a power of
+            two and clamped to ``[64, 1024]`` (EAR-B 1024, L 1280, H 1536: :meth:`ear_preset`).
+        depth: number of residual blocks (default 3; EAR-B 6, L 8, H 12).
+        noise_dim: noise size (default ``4 d`` clamped to ``[8, 64]``; EAR: 64).
         noise: ``"uniform"`` (``U[-1/2, 1/2]``, EAR) or ``"gaussian"`` (``N(0, 1)``).
         num_samples: samples per position for the training loss, ``m >= 2`` (even for ``"pairs"``).
         score: ``"energy"`` (default), ``"kernel"``, ``"crps"``, ``"energy+variogram"`` or a callable.
@@ -154,7 +175,9 @@ class ImplicitGeneratorHead(HeadBase):
 
     Shape:
         - z: ``(*positions, cond_dim)``; target: ``(*positions, token_dim)``; mask: ``(*positions)``
-        - ``loss``: scalar in float32 or wider; ``sample``: ``(*positions, token_dim)`` in ``z``'s dtype
+        - ``loss``: scalar in float32 or wider, ``(*positions)`` with ``reduction="none"``
+        - ``sample``: ``(*positions, token_dim)``, or ``(m, *positions, token_dim)`` with ``num_samples=m``,
+          in ``z``'s dtype
         - ``forward(z, noise)``: noise ``(*S, *positions, noise_dim)`` -> ``(*S, *positions, token_dim)``
 
     Examples:
@@ -167,6 +190,10 @@ class ImplicitGeneratorHead(HeadBase):
         >>> loss.backward()
         >>> head.sample(z, temperature=0.7).shape
         torch.Size([5, 3, 2])
+        >>> head.sample(z, num_samples=10, spread=1.5).shape
+        torch.Size([10, 5, 3, 2])
+        >>> ImplicitGeneratorHead(1, 48).width        # small default for a small target
+        64
         >>> bool(torch.all(head.sample(z) == 0))   # zero-initialised: every sample is 0 at step 0
         True
 
@@ -175,14 +202,17 @@ class ImplicitGeneratorHead(HeadBase):
         Gneiting & Raftery, "Strictly Proper Scoring Rules, Prediction, and Estimation", JASA 2007.
     """
 
+    #: EAR's generator sizes (width, depth) for its model sizes (official code: B, L, H); noise size 64.
+    EAR_SIZES = {"B": (1024, 6), "L": (1280, 8), "H": (1536, 12)}
+
     def __init__(
         self,
         token_dim: int,
         cond_dim: int,
         *,
-        width: int = 1024,
-        depth: int = 6,
-        noise_dim: int = 64,
+        width: int | None = None,
+        depth: int | None = None,
+        noise_dim: int | None = None,
         noise: str = "uniform",
         num_samples: int = 2,
         score: str | ScoreFn = "energy",
@@ -193,19 +223,34 @@ class ImplicitGeneratorHead(HeadBase):
         log_terms: bool = False,
     ) -> None:
         super().__init__(token_dim, cond_dim)
-        for name, value, low in (
-            ("width", width, 1),
-            ("depth", depth, 0),
-            ("noise_dim", noise_dim, 1),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        width = (
+            default_width(token_dim, cond_dim) if width is None else check_int("width", width, 1)
+        )
+        depth = DEFAULT_DEPTH if depth is None else check_int("depth", depth, 0)
+        noise_dim = (
+            default_noise_dim(token_dim)
+            if noise_dim is None
+            else check_int("noise_dim", noise_dim, 1)
+        )
         check_choice("noise", noise, _NOISES)
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 2:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+            raise TypeError(
+                f"num_samples must be an int >= 2; got {type(num_samples).__name__} {num_samples!r}"
+            )
+        if num_samples < 2:
             raise ValueError(
                 f"num_samples must be an int >= 2 (a sample-based score needs two samples per position "
                 f"to see the spread); got {num_samples!r}"
             )
+        if not callable(score):
+            if not isinstance(score, str):
+                raise TypeError(
+                    f"score must be one of {', '.join(map(repr, _SCORES))} or a callable; got "
+                    f"{type(score).__name__}"
+                )
+            check_choice("score", score, _SCORES)
+        if not isinstance(estimator, str):
+            raise TypeError(f"estimator must be a string; got {type(estimator).__name__}")
         if not callable(score) and score in ("energy", "energy+variogram"):
             check_choice("estimator", estimator, ENERGY_ESTIMATORS)
         if estimator == "pairs" and num_samples % 2:
@@ -213,26 +258,30 @@ class ImplicitGeneratorHead(HeadBase):
                 f"estimator='pairs' pairs sample i with sample i + m/2, so num_samples must be even; got "
                 f"num_samples={num_samples}"
             )
-        if not (isinstance(beta, (int, float)) and 0 < beta <= 2):
-            raise ValueError(f"beta must be in (0, 2] (strictly proper in (0, 2)); got {beta!r}")
-        if not (isinstance(train_temperature, (int, float)) and train_temperature >= 0):
-            raise ValueError(f"train_temperature must be >= 0; got {train_temperature!r}")
+        beta = check_real("beta", beta, low=0.0, high=2.0, low_open=True)
+        train_temperature = check_real("train_temperature", train_temperature, low=0.0)
         is_energy = not callable(score) and score in ("energy", "energy+variogram")
         if train_temperature != 1.0 and not is_energy:
             raise ValueError(
                 f"train_temperature != 1 is only defined for score='energy' or 'energy+variogram'; got "
                 f"train_temperature={train_temperature!r} with score={score!r}"
             )
+        if score_kwargs is not None and not isinstance(score_kwargs, dict):
+            raise TypeError(
+                f"score_kwargs must be a dict or None; got {type(score_kwargs).__name__}"
+            )
+        if not isinstance(log_terms, bool):
+            raise TypeError(f"log_terms must be a bool; got {type(log_terms).__name__}")
         self.width = width
         self.depth = depth
         self.noise_dim = noise_dim
         self.noise = noise
         self.num_samples = num_samples
         self.score = score
-        self.beta = float(beta)
+        self.beta = beta
         self.estimator = estimator
-        self.train_temperature = float(train_temperature)
-        self.log_terms = bool(log_terms)
+        self.train_temperature = train_temperature
+        self.log_terms = log_terms
         self.last_terms: ScoreTerms | None = None
         self._extra_score, self._energy = _build_score(
             score, estimator=estimator, score_kwargs=dict(score_kwargs or {})
@@ -243,6 +292,27 @@ class ImplicitGeneratorHead(HeadBase):
         self.blocks = nn.ModuleList(AdaLNBlock(width) for _ in range(depth))
         self.final = ModulatedFinalLayer(width, token_dim)
         self.reset_parameters()
+
+    @classmethod
+    def ear_preset(
+        cls, token_dim: int, cond_dim: int, size: str = "B", **kwargs: Any
+    ) -> ImplicitGeneratorHead:
+        """The generator at EAR's size ``"B"`` (width 1024, depth 6), ``"L"`` (1280, 8) or ``"H"`` (1536, 12),
+        noise size 64; other keywords (``num_samples``, ``train_temperature``, ...) pass through.
+
+        Examples:
+            >>> head = ImplicitGeneratorHead.ear_preset(16, 768, "B", num_samples=4)
+            >>> head.width, head.depth, head.noise_dim
+            (1024, 6, 64)
+            >>> round(sum(p.numel() for p in head.parameters()) / 1e6, 1)   # millions of parameters
+            34.5
+        """
+        check_choice("size", size, tuple(cls.EAR_SIZES))
+        width, depth = cls.EAR_SIZES[size]
+        for name in ("width", "depth", "noise_dim"):
+            if name in kwargs:
+                raise ValueError(f"ear_preset sets {name}; build the head directly to choose it")
+        return cls(token_dim, cond_dim, width=width, depth=depth, noise_dim=64, **kwargs)
 
     def reset_parameters(self) -> None:
         """EAR's initialisation: xavier-uniform/zero bias, then zero modulation and output layers."""
@@ -268,13 +338,30 @@ class ImplicitGeneratorHead(HeadBase):
         return torch.randn(size, dtype=like.dtype, device=like.device)
 
     def forward(
-        self, z: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0
+        self,
+        z: torch.Tensor,
+        noise: torch.Tensor,
+        temperature: float | torch.Tensor = 1.0,
+        spread: float | torch.Tensor = 1.0,
     ) -> torch.Tensor:
         """Deterministic generator ``g(z, noise)``; ``noise`` may carry leading sample dimensions.
 
         ``z (*positions, D)`` and ``noise (*S, *positions, noise_dim)`` give ``(*S, *positions, d)``;
-        ``temperature`` multiplies the residual blocks' AdaLN shifts.
+        ``temperature`` multiplies the residual blocks' AdaLN shifts; ``spread`` scales the output's deviation
+        from the central output ``g(z, 0)``: ``g(z, 0) + spread * (g(z, noise) - g(z, 0))``. Tensor values
+        must be shaped ``(*positions, 1)``.
         """
+        out = self._generate(z, noise, temperature)
+        if isinstance(spread, float) and spread == 1.0:
+            return out
+        center = self._generate(
+            z, torch.zeros_like(noise[(0,) * (noise.dim() - z.dim())]), temperature
+        )
+        return center + spread * (out - center)
+
+    def _generate(
+        self, z: torch.Tensor, noise: torch.Tensor, temperature: float | torch.Tensor
+    ) -> torch.Tensor:
         h = self.input_proj(z)
         c = F.silu(self.noise_embed(noise))
         if self.depth == 0:
@@ -285,25 +372,52 @@ class ImplicitGeneratorHead(HeadBase):
 
     # -- protocol ---------------------------------------------------------------------------------------
     def sample(
-        self, z: torch.Tensor, temperature: float = 1.0, *, noise: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        temperature: Temperature = 1.0,
+        *,
+        num_samples: int | None = None,
+        spread: Temperature = 1.0,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One draw per position, ``(*positions, token_dim)`` in ``z``'s dtype (see class docstring).
+        """Draws ``(*positions, token_dim)``, or ``(m, *positions, token_dim)`` with ``num_samples=m``, in
+        ``z``'s dtype, from one generator pass (see the class docstring and :class:`PredictiveHead`).
+
+        Args:
+            temperature: EAR's inference temperature (multiplies the residual blocks' AdaLN shifts): a
+                number or a tensor broadcastable to the positions.
+            num_samples: draws per position (sample-first output).
+            spread: scales each draw's deviation from the central output ``g(z, 0)`` (a number ``>= 0`` or a
+                tensor broadcastable to the positions): the predictive standard deviation is exactly
+                proportional to it; 1 (the default) samples the trained model, 0 gives ``g(z, 0)``.
+            noise: fixes the draw: ``(*positions, noise_dim)``, or ``(m, *positions, noise_dim)`` with
+                ``num_samples=m``.
 
         The draw is a differentiable function of ``z`` and the parameters (wrap in ``torch.no_grad()`` for
-        generation). ``noise`` (``(*positions, noise_dim)``) fixes the draw.
+        generation).
         """
         self._check_z(z)
-        self._check_temperature(temperature)
+        positions = z.shape[:-1]
+        temperature = self._check_temperature(temperature, positions)
+        spread = self._check_temperature(spread, positions, name="spread")
+        m = self._check_num_samples(num_samples)
+        shape = tuple(positions) if m is None else (m, *positions)
         if noise is None:
-            noise = self.draw_noise(z.shape[:-1], z)
-        return self(z, noise, temperature).to(z.dtype)
+            noise = self.draw_noise(shape, z)
+        else:
+            check_floating("noise", noise)
+            if tuple(noise.shape) != (*shape, self.noise_dim):
+                raise ValueError(
+                    f"noise must have shape {'(m, ' if m else '('}*positions, noise_dim) = "
+                    f"{(*shape, self.noise_dim)}; got {tuple(noise.shape)}"
+                )
+        t = self._per_position(temperature, z)
+        s = self._per_position(spread, z)
+        return self(z, noise.to(z.dtype), t, s).to(z.dtype)
 
-    def sample_n(self, z: torch.Tensor, num: int, temperature: float = 1.0) -> torch.Tensor:
-        """``num`` draws per position in one pass: ``(num, *positions, token_dim)``."""
-        self._check_z(z)
-        self._check_temperature(temperature)
-        noise = self.draw_noise((num, *z.shape[:-1]), z)
-        return self(z, noise, temperature).to(z.dtype)
+    def sample_n(self, z: torch.Tensor, num: int, temperature: Temperature = 1.0) -> torch.Tensor:
+        """``num`` draws per position: ``sample(z, temperature, num_samples=num)`` (kept for old code)."""
+        return self.sample(z, temperature, num_samples=num)
 
     def loss(
         self,
@@ -311,24 +425,24 @@ class ImplicitGeneratorHead(HeadBase):
         target: torch.Tensor,
         mask: torch.Tensor | None = None,
         *,
+        reduction: str = "mean",
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Masked mean over positions of the training score (see class docstring).
+        """The training score per position, reduced as the protocol says (see class docstring).
 
         Args:
+            reduction: ``"mean"`` (masked mean), ``"sum"`` or ``"none"`` (see :class:`PredictiveHead`).
             noise: optional fixed noise ``(num_samples, *positions, noise_dim)`` (for reproducibility).
         """
-        z, target, mask = self._flatten(z, target, mask)
+        check_reduction(reduction)
+        z, target, mask, positions = self._flatten(z, target, mask)
         n = z.shape[0]
         m = self.num_samples
         if noise is None:
             noise = self.draw_noise((m, n), z)
         else:
-            if (
-                noise.shape[0] != m
-                or noise.shape[-1] != self.noise_dim
-                or noise[0].numel() != n * self.noise_dim
-            ):
+            check_floating("noise", noise)
+            if tuple(noise.shape) != (m, *positions, self.noise_dim):
                 raise ValueError(
                     f"noise must have shape (num_samples={m}, *positions, noise_dim={self.noise_dim}); "
                     f"got {tuple(noise.shape)}"
@@ -350,4 +464,4 @@ class ImplicitGeneratorHead(HeadBase):
                 )
         if self._extra_score is not None:
             values = values + self._extra_score(samples, target)
-        return self._masked_mean(values, mask)
+        return self._reduce(values, mask, reduction, positions)

@@ -6,9 +6,10 @@ import torch
 from torch import distributions as D
 from torch.nn import functional as F
 
+from scoringrules_torch._internal.reduction import check_reduction
 from scoringrules_torch.functional.log import log_score
 from scoringrules_torch.heads._layers import ResidualMLP
-from scoringrules_torch.heads.base import HeadBase
+from scoringrules_torch.heads.base import HeadBase, Temperature, check_int, check_optional_int
 
 __all__ = ["GaussianMixtureHead"]
 
@@ -27,7 +28,8 @@ class GaussianMixtureHead(HeadBase):
     a mixture that stays cheap; a GMM trained this way is GIVT's head.
 
     **Sampling**: a component is drawn from ``pi``, then ``mu_j + temperature * sigma_j * eps``:
-    ``temperature`` scales every component's standard deviation and leaves the weights alone.
+    ``temperature`` (a number, or a tensor broadcastable to the positions) scales every component's standard
+    deviation and leaves the weights alone; ``num_samples=m`` draws ``m`` per position.
 
     Args:
         token_dim: token size ``d``.
@@ -66,14 +68,11 @@ class GaussianMixtureHead(HeadBase):
         depth: int = 2,
     ) -> None:
         super().__init__(token_dim, cond_dim)
-        if (
-            not isinstance(num_components, int)
-            or isinstance(num_components, bool)
-            or num_components < 1
-        ):
-            raise ValueError(f"num_components must be a positive int; got {num_components!r}")
-        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
-            raise ValueError(f"hidden must be a positive int or None; got {hidden!r}")
+        check_int("num_components", num_components, 1)
+        check_optional_int("hidden", hidden, 1)
+        check_int("depth", depth, 0)
+        self.hidden = hidden
+        self.depth = depth
         self.num_components = num_components
         k, d = num_components, token_dim
         self.readout = ResidualMLP(cond_dim, k + 2 * k * d, hidden, depth)
@@ -103,22 +102,40 @@ class GaussianMixtureHead(HeadBase):
             validate_args=False,
         )
 
-    def sample(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """One draw per position with component stds scaled by ``temperature``."""
-        self._check_temperature(temperature)
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: Temperature = 1.0,
+        *,
+        num_samples: int | None = None,
+    ) -> torch.Tensor:
+        """Draws with component stds scaled by ``temperature``: ``(*positions, token_dim)``, or
+        ``(m, *positions, token_dim)`` with ``num_samples=m`` (the protocol of :class:`PredictiveHead`)."""
+        self._check_z(z)
+        temperature = self._check_temperature(temperature, z.shape[:-1])
+        m = self._check_num_samples(num_samples)
         with torch.no_grad():
             logits, means, stds = self.parameters_of(z)
-            idx = torch.distributions.Categorical(logits=logits, validate_args=False).sample()
+            sample_shape = () if m is None else (m,)
+            idx = D.Categorical(logits=logits, validate_args=False).sample(sample_shape)
             idx = idx[..., None, None].expand(*idx.shape, 1, self.token_dim)
-            mu = means.gather(-2, idx).squeeze(-2)
-            sd = stds.gather(-2, idx).squeeze(-2)
-            return (mu + temperature * sd * torch.randn_like(mu)).to(z.dtype)
+            expand = (*sample_shape, *means.shape)
+            mu = means.expand(expand).gather(-2, idx).squeeze(-2)
+            sd = stds.expand(expand).gather(-2, idx).squeeze(-2)
+            scale = self._per_position(temperature, mu) * sd
+            return (mu + scale * torch.randn_like(mu)).to(z.dtype)
 
     def loss(
-        self, z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        reduction: str = "mean",
     ) -> torch.Tensor:
-        """Masked mean over positions of ``-log p(target)``."""
-        z, target, mask = self._flatten(z, target, mask)
+        """``-log p(target)`` per position, reduced as the protocol says (see :class:`PredictiveHead`)."""
+        check_reduction(reduction)
+        z, target, mask, positions = self._flatten(z, target, mask)
         logits, means, stds = self.parameters_of(z)
         values = log_score(self._law(logits, means, stds), target.to(means.dtype), reduction="none")
-        return self._masked_mean(values, mask)
+        return self._reduce(values, mask, reduction, positions)

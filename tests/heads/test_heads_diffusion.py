@@ -55,7 +55,9 @@ def test_respacing_rejects_bad_step_counts():
         respaced_schedule(1000, 0)
     with pytest.raises(ValueError, match="num_steps must be in"):
         DiffusionHead(2, 3, width=8, depth=1, num_sampling_steps=2000)
-    with pytest.raises(ValueError, match="clip_denoised must be None or a positive number"):
+    with pytest.raises(
+        ValueError, match=r"clip_denoised must be a finite number in \(0, inf\); got 0.0"
+    ):
         DiffusionHead(2, 3, width=8, depth=1, clip_denoised=0.0)
 
 

@@ -95,11 +95,13 @@ def test_gaussian_learned_std_at_initialisation():
     "kwargs, match",
     [
         (dict(std="fixed"), "std must be one of"),
-        (dict(std=-1.0), "std must be 'learned' or a positive float"),
+        (dict(std=-1.0), r"std must be a finite number in \(0, inf\); got -1.0"),
         (dict(score="kernel"), "score must be one of"),
         (dict(score="energy", num_samples=1), "num_samples must be an int >= 2"),
         (dict(score="energy", estimator="pwm"), "estimator must be one of"),
-        (dict(hidden=0), "hidden must be a positive int"),
+        (dict(hidden=0), "hidden must be an int >= 1; got 0"),
+        (dict(score="energy", beta=5), r"beta must be a finite number in \(0, 2\]; got 5.0"),
+        (dict(score="log", beta=0.0), r"beta must be a finite number in \(0, 2\]; got 0.0"),
     ],
 )
 def test_gaussian_bad_arguments(kwargs, match):
@@ -165,5 +167,5 @@ def test_mixture_components_separate_when_trained():
 
 
 def test_mixture_bad_arguments():
-    with pytest.raises(ValueError, match="num_components must be a positive int"):
+    with pytest.raises(ValueError, match="num_components must be an int >= 1; got 0"):
         GaussianMixtureHead(D_TOKEN, D_COND, num_components=0)

@@ -299,7 +299,7 @@ def test_gaussian_noise_option():
         (dict(estimator="bogus"), "estimator must be one of"),
         (dict(score="bogus"), "score must be one of"),
         (dict(noise="laplace"), "noise must be one of"),
-        (dict(beta=2.5), "beta must be in"),
+        (dict(beta=2.5), r"beta must be a finite number in \(0, 2\]; got 2.5"),
         (dict(score="kernel", train_temperature=0.9), "train_temperature != 1"),
         (dict(score="crps", estimator="fair", score_kwargs={"a": 1}), "score_kwargs is not used"),
         (dict(score="kernel", estimator="pwm"), "estimator .for score='kernel'. must be one of"),

@@ -134,7 +134,7 @@ def test_shape_errors_are_clear(named_head):
         head.loss(z, y, torch.ones(2, 4))
     with pytest.raises(ValueError, match="floating-point"):
         head.loss(z, y.long())
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0; got -1.0"):
         head.sample(z, temperature=-1.0)
 
 
