@@ -127,7 +127,7 @@ def build_head(config: ModelConfig) -> nn.Module:
     trained with the energy score (exponent ``beta``) on ``score_batch_mul`` disjoint sample pairs per token,
     with the spread term weighted by ``train_temperature`` (EAR's tau_train; 1 is strictly proper).
     ``"noise"`` picks the generator's noise (``"uniform"``, EAR's, or ``"gaussian"``, the paper's Table 3).
-    ``"diffusion"`` is MAR's denoiser (diffusion loss), for comparison. ``"gaussian"`` is the paper's Gaussian
+    ``"diffusion"`` is MAR's denoiser (diffusion loss) with MAR's unclipped sampler, for comparison. ``"gaussian"`` is the paper's Gaussian
     Transformer (Section 5.4): a residual-MLP read-out of the mean (``head_width``, ``head_depth``) with a fixed
     unit standard deviation, trained with the log score of ``N(mu, I)``, i.e. half the squared error plus a
     constant (the MSE loss); its sampling temperature is the inference standard deviation.
@@ -156,6 +156,7 @@ def build_head(config: ModelConfig) -> nn.Module:
             depth=config.head_depth,
             num_sampling_steps=config.diffusion_steps,
             num_samples=config.score_batch_mul,
+            clip_denoised=None,  # MAR's unclipped sampler, as the official comparison uses
         )
     if config.head == "gaussian":
         return GaussianHead(
