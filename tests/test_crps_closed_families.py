@@ -481,6 +481,13 @@ def test_one_sided_bounds_match_scoringrules_and_quadrature(fam):
     for i in range(0, 40, 8):
         q = {k: float(v[i]) for k, v in p.items()}
         np.testing.assert_allclose(ours[i], _quadrature(fam, q, float(y[i])), rtol=1e-7)
+    # finite gradients with infinite bounds (no inf * 0 from the standardised bounds)
+    params = {k: _t(v[:6]).requires_grad_() for k, v in p.items()}
+    yy = _t(y[:6]).requires_grad_()
+    crps(fam.ours(**params), yy, reduction="sum").backward()
+    for name, t in [*params.items(), ("target", yy)]:
+        if t.grad is not None:
+            assert torch.isfinite(t.grad).all(), name
 
 
 def _quadrature(fam: Family, p: dict, y: float) -> float:

@@ -55,6 +55,13 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
 
 
+def standardise_bound(bound: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``(bound - loc) / scale``, kept at ``+-inf`` for infinite bounds without a ``nan`` gradient."""
+    fin = torch.isfinite(bound)
+    z = (torch.where(fin, bound, 0.0) - loc) / scale
+    return torch.where(fin, z, bound)
+
+
 def _finite_eval(fn, z: torch.Tensor, at_minus_inf: float, at_plus_inf: float) -> torch.Tensor:
     """``fn(z)`` where ``z`` is finite, the given limits at ``-inf``/``+inf`` (no ``nan`` in any gradient)."""
     fin = torch.isfinite(z)
@@ -126,8 +133,8 @@ class _TruncatedCensoredBase(ParametricDistribution):
 
     def _core(self):
         """``(a, b, c)``: :math:`G(z_l)`, :math:`G(z_u)` and the interior factor :math:`(1-L-U)/(b-a)`."""
-        a = self._G(self._std(self.lower))
-        b = self._G(self._std(self.upper))
+        a = self._G(standardise_bound(self.lower, self.loc, self.scale))
+        b = self._G(standardise_bound(self.upper, self.loc, self.scale))
         return a, b, (1.0 - self.lmass - self.umass) / (b - a)
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
@@ -171,7 +178,8 @@ class _TruncatedCensoredBase(ParametricDistribution):
     @property
     def mean(self):
         a, b, c = self._core()
-        zl, zu = self._std(self.lower), self._std(self.upper)
+        zl = standardise_bound(self.lower, self.loc, self.scale)
+        zu = standardise_bound(self.upper, self.loc, self.scale)
         h_l = _finite_eval(self._partial_mean_std, zl, 0.0, 0.0)
         h_u = _finite_eval(self._partial_mean_std, zu, 0.0, 0.0)
         inner = c * (self.loc * (b - a) + self.scale * (h_l - h_u))
@@ -290,8 +298,8 @@ class CensoredNormal(GeneralizedTruncatedCensoredNormal):
 
 def _censoring_masses(inst, loc, scale, lower, upper):
     loc, scale, lower, upper = (torch.as_tensor(t) for t in (loc, scale, lower, upper))
-    lmass = _finite_eval(inst._cdf_std, (lower - loc) / scale, 0.0, 1.0)
-    umass = 1.0 - _finite_eval(inst._cdf_std, (upper - loc) / scale, 0.0, 1.0)
+    lmass = _finite_eval(inst._cdf_std, standardise_bound(lower, loc, scale), 0.0, 1.0)
+    umass = 1.0 - _finite_eval(inst._cdf_std, standardise_bound(upper, loc, scale), 0.0, 1.0)
     return lmass, umass
 
 
@@ -399,9 +407,9 @@ class CensoredLogistic(GeneralizedTruncatedCensoredLogistic):
 def _t_cdf(nu: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Standard Student-t CDF by the regularised incomplete beta function (differentiable in ``nu``)."""
     nu, z = torch.broadcast_tensors(nu, z)
-    r = z * z / nu
+    r = z * z / nu  # finite z only (callers replace infinite bounds)
     x = 1.0 / (1.0 + r)
-    y = 1.0 / (1.0 + 1.0 / r)
+    y = r / (1.0 + r)
     tail = 0.5 * betainc(0.5 * nu, torch.full_like(nu, 0.5), x, y)  # P(T > |z|)
     return torch.where(z > 0, 1.0 - tail, tail)
 
@@ -715,9 +723,23 @@ class CensoredShiftedGamma(ParametricDistribution):
         z = Gamma(self.concentration, self.rate).rsample(sample_shape)
         return (z - self.shift).clamp(min=0.0)
 
+    def _upper_moments(self):
+        r""":math:`E[Z^k; Z > \delta]` for :math:`k = 0, 1, 2`."""
+        alpha, beta, delta = self.concentration, self.rate, self.shift
+        x = beta * delta
+        m0 = 1.0 - gammainc(alpha, x)
+        m1 = alpha / beta * (1.0 - gammainc(alpha + 1.0, x))
+        m2 = alpha * (alpha + 1.0) / (beta * beta) * (1.0 - gammainc(alpha + 2.0, x))
+        return m0, m1, m2
+
     @property
     def mean(self):
-        alpha, beta, delta = self.concentration, self.rate, self.shift
-        p_a = gammainc(alpha, beta * delta)
-        p_a1 = gammainc(alpha + 1.0, beta * delta)
-        return alpha / beta * (1.0 - p_a1) - delta * (1.0 - p_a)
+        m0, m1, _ = self._upper_moments()
+        return m1 - self.shift * m0
+
+    @property
+    def variance(self):
+        m0, m1, m2 = self._upper_moments()
+        delta = self.shift
+        second = m2 - 2.0 * delta * m1 + delta * delta * m0
+        return second - (m1 - delta * m0).pow(2)

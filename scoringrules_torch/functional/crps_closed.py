@@ -75,7 +75,7 @@ from ..distributions import (
     UniformWithMasses,
 )
 from ..distributions import _base as _dist_base
-from ..distributions.censored import _t_cdf, _t_int1, _t_int2
+from ..distributions.censored import _t_cdf, _t_int1, _t_int2, standardise_bound
 
 __all__ = ["Logistic", "crps", "register_crps", "registered_crps_types"]
 
@@ -760,7 +760,8 @@ def _gtc_args(dist, target):
     y, loc, scale, lower, upper, lm, um = _cast(
         target, dist.loc, dist.scale, dist.lower, dist.upper, dist.lmass, dist.umass
     )
-    return scale, (y - loc) / scale, (lower - loc) / scale, (upper - loc) / scale, lm, um
+    zl, zu = standardise_bound(lower, loc, scale), standardise_bound(upper, loc, scale)
+    return scale, (y - loc) / scale, zl, zu, lm, um
 
 
 @register_crps(GeneralizedTruncatedCensoredNormal)
