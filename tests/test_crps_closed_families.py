@@ -741,3 +741,32 @@ def test_every_family_is_registered_and_logistic_moved():
         assert getattr(D, name) in types, name
     assert GeneralizedPareto in types
     assert F.Logistic is D.Logistic
+
+
+# ------------------------------------------------------------------------------------------ docs
+
+
+def test_docs_count_is_generated_and_every_registered_class_is_documented(monkeypatch):
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (docs / "scores").glob("*.md")}
+    # no hand-typed family count: every "N families / registered classes" is the build-time placeholder
+    for name, text in pages.items():
+        typed = re.findall(r"\b\d+\s+(?:closed-form\s+)?(?:families|registered classes)", text)
+        assert not typed, (name, typed)
+    assert "<!-- crps-family-count -->" in pages["distributions.md"]
+    # the conf.py hook replaces it with the registry's size
+    import importlib.util
+
+    monkeypatch.setenv("SCORINGRULES_TORCH_DOCS_OFFLINE", "1")  # no intersphinx downloads
+    spec = importlib.util.spec_from_file_location("_docs_conf", docs / "conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    source = ["x <!-- crps-family-count --> y <!-- crps-family-list -->"]
+    conf._registry_placeholders(None, "scores/distributions", source)
+    assert source[0].startswith(f"x {len(registered_crps_types())} y `Normal`")
+    documented = pages["density.md"] + pages["distributions.md"]
+    for cls in registered_crps_types():
+        assert f"`{cls.__name__}" in documented or f"{cls.__name__}(" in documented, cls.__name__
