@@ -770,3 +770,37 @@ def test_docs_count_is_generated_and_every_registered_class_is_documented(monkey
     documented = pages["density.md"] + pages["distributions.md"]
     for cls in registered_crps_types():
         assert f"`{cls.__name__}" in documented or f"{cls.__name__}(" in documented, cls.__name__
+
+
+# ------------------------------------------------------------------------------------------ propriety
+
+
+def _pairs():
+    t = _t
+    return [
+        (D.GeneralizedExtremeValue(t(0.0), t(1.0), t(0.2)), D.GeneralizedExtremeValue(t(0.0), t(1.0), t(-0.1))),
+        (D.GeneralizedParetoWithMass(t(0.0), t(1.0), t(0.2), t(0.3)), D.GeneralizedParetoWithMass(t(0.0), t(1.0), t(0.2), t(0.1))),
+        (D.CensoredNormal(t(0.3), t(1.0), lower=t(0.0)), D.CensoredNormal(t(0.6), t(1.0), lower=t(0.0))),
+        (D.GeneralizedTruncatedCensoredLogistic(t(0.0), t(1.0), t(-1.0), t(2.0), t(0.1), t(0.2)),
+         D.GeneralizedTruncatedCensoredLogistic(t(0.0), t(1.0), t(-1.0), t(2.0), t(0.25), t(0.1))),
+        (D.TwoPieceExponential(t(0.0), t(1.0), t(2.0)), D.TwoPieceExponential(t(0.0), t(2.0), t(1.0))),
+        (D.UniformWithMasses(t(0.0), t(1.0), t(0.1), t(0.3)), D.UniformWithMasses(t(0.0), t(1.0), t(0.3), t(0.1))),
+        (D.Hypergeometric(t(8.0), t(8.0), t(7.0)), D.Hypergeometric(t(7.0), t(9.0), t(7.0))),
+        (D.CensoredShiftedGamma(t(2.0), t(1.0), t(0.5)), D.CensoredShiftedGamma(t(2.0), t(1.5), t(0.5))),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("P,Q", _pairs(), ids=lambda d: type(d).__name__)
+def test_crps_and_log_score_are_strictly_proper_for_these_pairs(P, Q):
+    from scoringrules_torch.functional.log import log_score
+    from scoringrules_torch.testing import assert_strictly_proper
+
+    def crps_none(d, y):
+        return crps(d, y, reduction="none")
+
+    def logs_none(d, y):
+        return log_score(d, y, reduction="none")
+
+    assert_strictly_proper(crps_none, P, Q, kind="distribution", n_obs=4096)
+    # the (mixed, where there are atoms) logarithmic score of log_prob
+    assert_strictly_proper(logs_none, P, Q, kind="distribution", n_obs=4096)
