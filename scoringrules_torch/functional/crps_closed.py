@@ -163,6 +163,11 @@ def crps(dist: Distribution, target: torch.Tensor, *, reduction: str = "mean") -
       otherwise), ``MixtureSameFamily`` of ``Normal`` components, and any ``TransformedDistribution`` made of a
       registered base followed only by affine maps (:math:`\mathrm{CRPS}(aX+b, y) = |a|\,\mathrm{CRPS}(X,
       (y-b)/a)`);
+    * from :mod:`scoringrules_torch.distributions` (the families torch lacks): ``GeneralizedExtremeValue``,
+      ``GeneralizedParetoWithMass`` (and torch's ``GeneralizedPareto``), ``ExponentialWithMass``, the
+      generalized truncated/censored ``Normal``, ``Logistic`` and ``StudentT`` laws with their truncated and
+      censored subclasses, ``TwoPieceNormal``, ``TwoPieceExponential``, ``LogLaplace``, ``LogLogistic``,
+      ``UniformWithMasses``, ``CensoredShiftedGamma``, ``Hypergeometric``;
     * discrete: ``Poisson``, ``Binomial``, ``Bernoulli``, ``Geometric`` (failures before the first success, as in
       torch), ``NegativeBinomial`` (successes before ``total_count`` failures, as in torch), ``Categorical``
       (as a distribution on :math:`\{0, \dots, K-1\}`).
@@ -173,8 +178,14 @@ def crps(dist: Distribution, target: torch.Tensor, *, reduction: str = "mean") -
     synchronisation for the largest :math:`K` in the batch; memory ``batch x (K + 1)``); ``Gamma``, ``Beta`` and ``StudentT`` iterate a continued fraction
     until convergence. Everything else is a fixed expression without data-dependent control flow.
 
+    Summations over a discrete support (``Binomial``, ``NegativeBinomial``, ``Hypergeometric``) raise a
+    ``ValueError`` naming the distribution, the support size and the cap when ``batch x support`` would exceed
+    :math:`2^{25}` elements, instead of exhausting memory. A distribution with ``event_shape == (1,)`` (a
+    univariate head's ``Independent(Normal(loc, scale), 1)``, or a 1-d ``MultivariateNormal``) is scored per
+    position: the target is ``(*batch, 1)`` and the size-1 event is squeezed from the result.
+
     Args:
-        dist: a univariate distribution (``event_shape == ()``) of a registered type.
+        dist: a univariate distribution (``event_shape == ()``, or ``(1,)`` as above) of a registered type.
         target: observations; any real value is allowed (also outside the support).
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
 
