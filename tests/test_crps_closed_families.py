@@ -806,3 +806,27 @@ def test_crps_and_log_score_are_strictly_proper_for_these_pairs(P, Q):
     assert_strictly_proper(crps_none, P, Q, kind="distribution", n_obs=4096)
     # the (mixed, where there are atoms) logarithmic score of log_prob
     assert_strictly_proper(logs_none, P, Q, kind="distribution", n_obs=4096)
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_of_the_closed_forms_without_iterations():
+    # (the GEV, t, csg0 and log-logistic forms compile too, but their unrolled incomplete gamma/beta iterations
+    # take minutes of compile time on CPU, so only the families made of elementary functions are compiled here)
+    torch.manual_seed(0)
+    mu, s, y = torch.randn(8), torch.rand(8) + 0.5, torch.randn(8)
+
+    def f(mu, s, y):
+        a = crps(D.TwoPieceNormal(mu, s, s + 0.5, validate_args=False), y)
+        b = crps(
+            D.GeneralizedTruncatedCensoredNormal(
+                mu, s, mu - 1.0, mu + 1.0, 0.1, 0.2, validate_args=False
+            ),
+            y,
+        )
+        c = crps(D.TwoPieceExponential(mu, s, s + 0.5, validate_args=False), y)
+        d = crps(D.CensoredLogistic(mu, s, lower=-0.5, validate_args=False), y)
+        e = crps(D.UniformWithMasses(mu, mu + s, 0.1, 0.2, validate_args=False), y)
+        return a + b + c + d + e
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(mu, s, y), f(mu, s, y))
