@@ -154,6 +154,19 @@ def _inline_results(app, docname: str, source: list[str]) -> None:
     source[0] = _PLACEHOLDER.sub(replace, source[0])
 
 
+# -- numbers generated from the code ----------------------------------------------------------------------
+# ``<!-- crps-family-count -->`` and ``<!-- crps-family-list -->`` become the number and the names of the classes
+# registered with ``register_crps``, so no page types a count by hand.
+def _registry_placeholders(app, docname: str, source: list[str]) -> None:
+    from scoringrules_torch.functional.crps_closed import registered_crps_types
+
+    types = registered_crps_types()
+    names = ", ".join(f"`{t.__name__}`" for t in types)
+    source[0] = source[0].replace("<!-- crps-family-count -->", str(len(types)))
+    source[0] = source[0].replace("<!-- crps-family-list -->", names)
+
+
 def setup(app):
     app.connect("source-read", _inline_results)
+    app.connect("source-read", _registry_placeholders)
     return {"parallel_read_safe": True}

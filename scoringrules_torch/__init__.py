@@ -5,7 +5,7 @@ predictive heads in :mod:`scoringrules_torch.heads`, the propriety-testing harne
 :mod:`scoringrules_torch.testing`.
 """
 
-from . import functional, heads, testing
+from . import distributions, functional, heads, testing
 from ._internal.distributed import scale_grad_for_ddp
 from .scores import (
     CRPS,
@@ -35,6 +35,7 @@ __all__ = [
     "RankedProbabilityScore",
     "SphericalScore",
     "VariogramScore",
+    "distributions",
     "functional",
     "scale_grad_for_ddp",
     "heads",

@@ -3,7 +3,9 @@ r"""Differentiable special functions torch lacks or differentiates only partly (
 - :func:`gammainc` — regularised lower incomplete gamma :math:`P(a, x)`, differentiable in ``a`` and ``x``;
 - :func:`betainc` — regularised incomplete beta :math:`I_x(a, b)`, differentiable in ``a``, ``b``, ``x``;
 - :func:`exp1_of_exp` — the exponential integral :math:`E_1(e^{-z})`, stable for every real ``z``;
-- :func:`log_beta` — :math:`\log B(a, b)`.
+- :func:`log_beta` — :math:`\log B(a, b)`;
+- :func:`log1p_div` and :func:`expm1_div` — :math:`\log(1+\xi z)/\xi` and :math:`(e^{\xi w}-1)/\xi`,
+  continuous (with every derivative) through :math:`\xi = 0`: the shape-parameter maps of the GEV and GPD.
 
 All iterate to convergence with a host synchronisation in eager mode, and run a fixed number of rounds under
 ``torch.compile``.
@@ -13,7 +15,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["EULER_GAMMA", "betainc", "exp1_of_exp", "gammainc", "log_beta"]
+__all__ = [
+    "EULER_GAMMA",
+    "betainc",
+    "exp1_of_exp",
+    "expm1_div",
+    "gammainc",
+    "log1p_div",
+    "log_beta",
+]
 
 
 def log_beta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -194,3 +204,37 @@ def exp1_of_exp(z: torch.Tensor) -> torch.Tensor:
     e1_small = -EULER_GAMMA + z - total
     ul = torch.exp(-torch.where(small, 0.0, z)).clamp(max=1000.0)  # E1(1000) underflows to 0 anyway
     return torch.where(small, e1_small, _Exp1Large.apply(ul))
+
+
+_SERIES_CUT = 1e-3  # |t| below which the 6-term series of log1p(t)/t and expm1(t)/t is exact to double precision
+
+
+def log1p_div(xi: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 + \xi z)/\xi`, equal to :math:`z` at :math:`\xi = 0`, for :math:`1 + \xi z > 0`.
+
+    A series in :math:`t = \xi z` where :math:`|t| < 10^{-3}` (value and derivatives exact, also at
+    :math:`\xi = 0`), ``log1p`` elsewhere. Where :math:`1 + \xi z \le 0` the result is ``nan`` or ``-inf``
+    (the caller masks it).
+    """
+    xi, z = torch.broadcast_tensors(xi, z)
+    t = xi * z
+    small = t.abs() < _SERIES_CUT
+    ts = torch.where(small, t, 0.0)
+    series = z * (1.0 - ts * (1.0 / 2 - ts * (1.0 / 3 - ts * (1.0 / 4 - ts * (1.0 / 5 - ts / 6)))))
+    xi_safe = torch.where(small, 1.0, xi)
+    tb = torch.where(small, 0.0, t)
+    return torch.where(small, series, torch.log1p(tb) / xi_safe)
+
+
+def expm1_div(xi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    r""":math:`(e^{\xi w} - 1)/\xi`, equal to :math:`w` at :math:`\xi = 0` (series where :math:`|\xi w| < 10^{-3}`)."""
+    xi, w = torch.broadcast_tensors(xi, w)
+    t = xi * w
+    small = t.abs() < _SERIES_CUT
+    ts = torch.where(small, t, 0.0)
+    series = w * (
+        1.0 + ts * (1.0 / 2 + ts * (1.0 / 6 + ts * (1.0 / 24 + ts * (1.0 / 120 + ts / 720))))
+    )
+    xi_safe = torch.where(small, 1.0, xi)
+    tb = torch.where(small, 0.0, t)
+    return torch.where(small, series, torch.expm1(tb) / xi_safe)
