@@ -166,7 +166,18 @@ def _registry_placeholders(app, docname: str, source: list[str]) -> None:
     source[0] = source[0].replace("<!-- crps-family-list -->", names)
 
 
+def _compat_table(app, docname: str, source: list[str]) -> None:
+    """``<!-- compat-table -->`` in docs/compat.md: the migration table, from ``scoringrules_torch.compat``."""
+    if docname != "compat" or "<!-- compat-table -->" not in source[0]:
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "_scripts"))
+    from compat_table import table
+
+    source[0] = source[0].replace("<!-- compat-table -->", table())
+
+
 def setup(app):
     app.connect("source-read", _inline_results)
     app.connect("source-read", _registry_placeholders)
+    app.connect("source-read", _compat_table)
     return {"parallel_read_safe": True}

@@ -43,6 +43,7 @@ from torch.distributions import (
     Uniform,
 )
 
+from . import distributions as _D
 from .functional import categorical as _c
 from .functional import dss as _d
 from .functional import ensemble_log as _e
@@ -375,14 +376,10 @@ def crps_mixnorm(obs, m, s, w=None, m_axis=-1, *, backend=None) -> torch.Tensor:
     return _crps_of(_mixture(m, s, w, int(m_axis)), obs)
 
 
-@_native("functional.crps(Uniform(min, max), obs)")
+@_native("functional.crps(distributions.UniformWithMasses(min, max, lmass, umass), obs)")
 def crps_uniform(obs, min, max, lmass=0.0, umass=0.0, *, backend=None) -> torch.Tensor:  # noqa: A002
-    obs, lo, hi = _tensors(obs, min, max)
-    if np.any(np.asarray(lmass) != 0) or np.any(np.asarray(umass) != 0):
-        raise NotImplementedError(
-            "crps_uniform with point masses needs the censored uniform distribution"
-        )
-    return _crps_of(Uniform(lo, hi), obs)
+    obs, lo, hi, lmass, umass = _tensors(obs, min, max, lmass, umass)
+    return _crps_of(_D.UniformWithMasses(lo, hi, lmass, umass), obs)
 
 
 @_native("functional.log_score(Normal(mu, sigma), obs)")
@@ -511,7 +508,9 @@ def _vector_func(fn: Callable | None) -> Callable | None:
             out = torch.vmap(fn)(flat)
         except Exception:  # not vmap-able (numpy, Python control flow): the peer's loop
             rows = flat.detach().cpu().numpy()
-            out = torch.as_tensor(np.asarray([fn(r) for r in rows], dtype=np.float64), device=t.device)
+            out = torch.as_tensor(
+                np.asarray([fn(r) for r in rows], dtype=np.float64), device=t.device
+            )
         return out.to(t.dtype).reshape(t.shape[:-1])
 
     return wrapped
@@ -1035,6 +1034,227 @@ def clogs_ensemble(
     """scoringrules' ``clogs_ensemble``: conditional (or censored) likelihood score on [a, b]."""
     x, y, _ = _uv_args(obs, fct, None, m_axis)
     return _e.clogs_ensemble(x, y, a=a, b=b, bandwidth=bw, censored=cens, reduction="none")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Closed forms of scoringrules_torch.distributions
+# --------------------------------------------------------------------------------------------------------------
+@_native("functional.crps(distributions.GeneralizedExtremeValue(location, scale, shape), obs)")
+def crps_gev(obs, shape, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, shape, location, scale = _tensors(obs, shape, location, scale)
+    return _crps_of(_D.GeneralizedExtremeValue(location, scale, shape), obs)
+
+
+@_native("functional.log_score(distributions.GeneralizedExtremeValue(location, scale, shape), obs)")
+def logs_gev(obs, shape, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, shape, location, scale = _tensors(obs, shape, location, scale)
+    return _logs_of(_D.GeneralizedExtremeValue(location, scale, shape, validate_args=False), obs)
+
+
+@_native(
+    "functional.crps(distributions.GeneralizedParetoWithMass(location, scale, shape, mass), obs)"
+)
+def crps_gpd(obs, shape, location=0.0, scale=1.0, mass=0.0, *, backend=None) -> torch.Tensor:
+    obs, shape, location, scale, mass = _tensors(obs, shape, location, scale, mass)
+    return _crps_of(_D.GeneralizedParetoWithMass(location, scale, shape, mass), obs)
+
+
+@_native(
+    "functional.log_score(distributions.GeneralizedParetoWithMass(location, scale, shape), obs)"
+)
+def logs_gpd(obs, shape, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:
+    obs, shape, location, scale = _tensors(obs, shape, location, scale)
+    return _logs_of(_D.GeneralizedParetoWithMass(location, scale, shape, validate_args=False), obs)
+
+
+@_native("functional.crps(distributions.ExponentialWithMass(location, scale, mass), obs)")
+def crps_exponentialM(obs, mass=0.0, location=0.0, scale=1.0, *, backend=None) -> torch.Tensor:  # noqa: N802
+    obs, mass, location, scale = _tensors(obs, mass, location, scale)
+    return _crps_of(_D.ExponentialWithMass(location, scale, mass), obs)
+
+
+@_native(
+    "functional.crps(distributions.GeneralizedTruncatedCensoredNormal(location, scale, lower, upper, "
+    "lmass, umass), obs)"
+)
+def crps_gtcnormal(
+    obs, location, scale, lower=-math.inf, upper=math.inf, lmass=0.0, umass=0.0, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper, lmass, umass)
+    return _crps_of(_D.GeneralizedTruncatedCensoredNormal(*p), obs)
+
+
+@_native("functional.crps(distributions.TruncatedNormal(location, scale, lower, upper), obs)")
+def crps_tnormal(
+    obs, location, scale, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper)
+    return _crps_of(_D.TruncatedNormal(*p), obs)
+
+
+@_native("functional.log_score(distributions.TruncatedNormal(location, scale, lower, upper), obs)")
+def logs_tnormal(
+    obs, location, scale, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper)
+    return _logs_of(_D.TruncatedNormal(*p, validate_args=False), obs)
+
+
+@_native("functional.crps(distributions.CensoredNormal(location, scale, lower, upper), obs)")
+def crps_cnormal(
+    obs, location, scale, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper)
+    return _crps_of(_D.CensoredNormal(*p), obs)
+
+
+@_native(
+    "functional.crps(distributions.GeneralizedTruncatedCensoredLogistic(location, scale, lower, upper, "
+    "lmass, umass), obs)"
+)
+def crps_gtclogistic(
+    obs, location, scale, lower=-math.inf, upper=math.inf, lmass=0.0, umass=0.0, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper, lmass, umass)
+    return _crps_of(_D.GeneralizedTruncatedCensoredLogistic(*p), obs)
+
+
+@_native("functional.crps(distributions.TruncatedLogistic(location, scale, lower, upper), obs)")
+def crps_tlogistic(
+    obs, location, scale, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper)
+    return _crps_of(_D.TruncatedLogistic(*p), obs)
+
+
+@_native(
+    "functional.log_score(distributions.TruncatedLogistic(location, scale, lower, upper), obs)"
+)
+def logs_tlogistic(
+    obs, location, scale, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper)
+    return _logs_of(_D.TruncatedLogistic(*p, validate_args=False), obs)
+
+
+@_native("functional.crps(distributions.CensoredLogistic(location, scale, lower, upper), obs)")
+def crps_clogistic(
+    obs, location, scale, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, location, scale, lower, upper)
+    return _crps_of(_D.CensoredLogistic(*p), obs)
+
+
+@_native(
+    "functional.crps(distributions.GeneralizedTruncatedCensoredStudentT(df, location, scale, lower, "
+    "upper, lmass, umass), obs)"
+)
+def crps_gtct(
+    obs,
+    df,
+    location=0.0,
+    scale=1.0,
+    lower=-math.inf,
+    upper=math.inf,
+    lmass=0.0,
+    umass=0.0,
+    *,
+    backend=None,
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, df, location, scale, lower, upper, lmass, umass)
+    return _crps_of(_D.GeneralizedTruncatedCensoredStudentT(*p), obs)
+
+
+@_native("functional.crps(distributions.TruncatedStudentT(df, location, scale, lower, upper), obs)")
+def crps_tt(
+    obs, df, location=0.0, scale=1.0, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, df, location, scale, lower, upper)
+    return _crps_of(_D.TruncatedStudentT(*p), obs)
+
+
+@_native(
+    "functional.log_score(distributions.TruncatedStudentT(df, location, scale, lower, upper), obs)"
+)
+def logs_tt(
+    obs, df, location=0.0, scale=1.0, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, df, location, scale, lower, upper)
+    return _logs_of(_D.TruncatedStudentT(*p, validate_args=False), obs)
+
+
+@_native("functional.crps(distributions.CensoredStudentT(df, location, scale, lower, upper), obs)")
+def crps_ct(
+    obs, df, location=0.0, scale=1.0, lower=-math.inf, upper=math.inf, *, backend=None
+) -> torch.Tensor:
+    obs, *p = _tensors(obs, df, location, scale, lower, upper)
+    return _crps_of(_D.CensoredStudentT(*p), obs)
+
+
+@_native("functional.crps(distributions.TwoPieceNormal(location, scale1, scale2), obs)")
+def crps_2pnormal(obs, scale1, scale2, location, *, backend=None) -> torch.Tensor:
+    obs, scale1, scale2, location = _tensors(obs, scale1, scale2, location)
+    return _crps_of(_D.TwoPieceNormal(location, scale1, scale2), obs)
+
+
+@_native("functional.log_score(distributions.TwoPieceNormal(location, scale1, scale2), obs)")
+def logs_2pnormal(obs, scale1, scale2, location, *, backend=None) -> torch.Tensor:
+    obs, scale1, scale2, location = _tensors(obs, scale1, scale2, location)
+    return _logs_of(_D.TwoPieceNormal(location, scale1, scale2), obs)
+
+
+@_native("functional.crps(distributions.TwoPieceExponential(location, scale1, scale2), obs)")
+def crps_2pexponential(obs, scale1, scale2, location, *, backend=None) -> torch.Tensor:
+    obs, scale1, scale2, location = _tensors(obs, scale1, scale2, location)
+    return _crps_of(_D.TwoPieceExponential(location, scale1, scale2), obs)
+
+
+@_native("functional.log_score(distributions.TwoPieceExponential(location, scale1, scale2), obs)")
+def logs_2pexponential(obs, scale1, scale2, location, *, backend=None) -> torch.Tensor:
+    obs, scale1, scale2, location = _tensors(obs, scale1, scale2, location)
+    return _logs_of(_D.TwoPieceExponential(location, scale1, scale2), obs)
+
+
+@_native("functional.crps(distributions.LogLaplace(locationlog, scalelog), obs)")
+def crps_loglaplace(obs, locationlog, scalelog, *, backend=None) -> torch.Tensor:
+    obs, locationlog, scalelog = _tensors(obs, locationlog, scalelog)
+    return _crps_of(_D.LogLaplace(locationlog, scalelog), obs)
+
+
+@_native("functional.log_score(distributions.LogLaplace(locationlog, scalelog), obs)")
+def logs_loglaplace(obs, locationlog, scalelog, *, backend=None) -> torch.Tensor:
+    obs, locationlog, scalelog = _tensors(obs, locationlog, scalelog)
+    return _logs_of(_D.LogLaplace(locationlog, scalelog, validate_args=False), obs)
+
+
+@_native("functional.crps(distributions.LogLogistic(mulog, sigmalog), obs)")
+def crps_loglogistic(obs, mulog, sigmalog, backend=None) -> torch.Tensor:
+    obs, mulog, sigmalog = _tensors(obs, mulog, sigmalog)
+    return _crps_of(_D.LogLogistic(mulog, sigmalog), obs)
+
+
+@_native("functional.log_score(distributions.LogLogistic(mulog, sigmalog), obs)")
+def logs_loglogistic(obs, mulog, sigmalog, backend=None) -> torch.Tensor:
+    obs, mulog, sigmalog = _tensors(obs, mulog, sigmalog)
+    return _logs_of(_D.LogLogistic(mulog, sigmalog, validate_args=False), obs)
+
+
+@_native("functional.crps(distributions.CensoredShiftedGamma(shape, rate, shift), obs)")
+def crps_csg0(obs, shape, rate=None, *, scale=None, shift=0.0, backend=None) -> torch.Tensor:
+    obs, shape, rate, scale, shift = _tensors(obs, shape, rate, scale, shift)
+    return _crps_of(_D.CensoredShiftedGamma(shape, _rate(rate, scale, "crps_csg0"), shift), obs)
+
+
+@_native("functional.crps(distributions.Hypergeometric(m, n, k), obs)")
+def crps_hypergeometric(obs, m, n, k, *, backend=None) -> torch.Tensor:
+    obs, m, n, k = _tensors(obs, m, n, k)
+    return _crps_of(_D.Hypergeometric(m, n, k), obs)
+
+
+@_native("functional.log_score(distributions.Hypergeometric(m, n, k), obs)")
+def logs_hypergeometric(obs, m, n, k, *, backend=None) -> torch.Tensor:
+    obs, m, n, k = _tensors(obs, m, n, k)
+    return _logs_of(_D.Hypergeometric(m, n, k, validate_args=False), obs)
 
 
 __all__ = sorted(

@@ -61,6 +61,7 @@ def _cases(rng, batch):
     b = batch
     y = rng.normal(size=b)
     ypos = _pos(rng, *b)
+    yin = rng.uniform(-0.9, 1.4, size=b)  # inside [-1, 1.5], the bounds of the truncated families
     counts = rng.integers(0, 6, size=b).astype(float)
     mv_obs, mv_fct = rng.normal(size=(*b, 3)), rng.normal(size=(*b, 5, 3))
     uv_fct = rng.normal(size=(*b, 6))
@@ -101,7 +102,42 @@ def _cases(rng, batch):
         "logs_t": ((y, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b)), {}),
         "crps_mixnorm": ((y, m3, s3, _probs(rng, *b, 3)), {}),
         "logs_mixnorm": ((y, m3, s3, _probs(rng, *b, 3)), {}),
-        "crps_uniform": ((_unit(rng, *b), np.zeros(b), np.ones(b) + _pos(rng, *b)), {}),
+        "crps_uniform": ((_unit(rng, *b), np.zeros(b), np.ones(b) + _pos(rng, *b), 0.1, 0.2), {}),
+        # families of scoringrules_torch.distributions
+        "crps_gev": ((0.5 * y, rng.uniform(-0.2, 0.2, size=b), 0.1, 1.2), {}),
+        "logs_gev": ((0.5 * y, rng.uniform(-0.2, 0.2, size=b), 0.1, 1.2), {}),
+        "crps_gpd": ((ypos, rng.uniform(-0.15, 0.4, size=b), 0.0, 1.3, 0.2), {}),
+        "logs_gpd": ((ypos, rng.uniform(-0.15, 0.4, size=b), 0.0, 1.3), {}),
+        "crps_exponentialM": ((ypos, 0.2, 0.05, _pos(rng, *b)), {}),
+        "crps_gtcnormal": ((y, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5, 0.1, 0.2), {}),
+        "crps_tnormal": ((y, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "logs_tnormal": ((yin, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "crps_cnormal": ((y, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "crps_gtclogistic": ((y, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5, 0.1, 0.2), {}),
+        "crps_tlogistic": ((y, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "logs_tlogistic": ((yin, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "crps_clogistic": ((y, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "crps_gtct": (
+            (y, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5, 0.1, 0.2),
+            {},
+        ),
+        "crps_tt": ((y, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "logs_tt": ((yin, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "crps_ct": ((y, _pos(rng, *b) + 2.0, rng.normal(size=b), _pos(rng, *b), -1.0, 1.5), {}),
+        "crps_2pnormal": ((y, _pos(rng, *b), _pos(rng, *b), rng.normal(size=b)), {}),
+        "logs_2pnormal": ((y, _pos(rng, *b), _pos(rng, *b), rng.normal(size=b)), {}),
+        "crps_2pexponential": ((y, _pos(rng, *b), _pos(rng, *b), rng.normal(size=b)), {}),
+        "logs_2pexponential": ((y, _pos(rng, *b), _pos(rng, *b), rng.normal(size=b)), {}),
+        "crps_loglaplace": ((ypos, 0.3 * rng.normal(size=b), 0.8 * _unit(rng, *b)), {}),
+        "logs_loglaplace": ((ypos, 0.3 * rng.normal(size=b), 0.8 * _unit(rng, *b)), {}),
+        "crps_loglogistic": ((ypos, 0.3 * rng.normal(size=b), 0.8 * _unit(rng, *b)), {}),
+        "logs_loglogistic": ((ypos, 0.3 * rng.normal(size=b), 0.8 * _unit(rng, *b)), {}),
+        "crps_csg0": (
+            (ypos - 0.2, _pos(rng, *b) + 0.5, _pos(rng, *b)),
+            {"shift": 0.3},
+        ),  # peer: wrong below 0
+        "crps_hypergeometric": ((rng.integers(0, 5, size=b) * 1.0, 5.0, 8.0, 4.0), {}),
+        "logs_hypergeometric": ((rng.integers(0, 5, size=b) * 1.0, 5.0, 8.0, 4.0), {}),
         # weighted ensemble scores, with numpy weight/chaining functions as a scoringrules user writes them
         "twcrps_ensemble": ((y, uv_fct, -0.5, 1.0), {}),
         "owcrps_ensemble": ((y, uv_fct), {"w_func": _w_uv}),
@@ -144,7 +180,27 @@ def _cases(rng, batch):
 
 CASE_NAMES = sorted(_cases(np.random.default_rng(0), (2,)))
 # Closed forms evaluated through special functions (incomplete gamma/beta, hypergeometric sums): looser bound.
-_SPECIAL = {"crps_gamma", "crps_beta", "crps_t", "crps_binomial", "crps_negbinom", "crps_poisson"}
+_SPECIAL = {
+    "crps_gamma",
+    "crps_beta",
+    "crps_t",
+    "crps_binomial",
+    "crps_negbinom",
+    "crps_poisson",
+    "crps_gev",
+    "crps_gtct",
+    "crps_tt",
+    "crps_ct",
+    "crps_loglogistic",
+    "crps_csg0",
+    "logs_tt",
+    "logs_gev",
+}
+
+
+def test_every_peer_scoring_function_has_a_compat_counterpart():
+    missing = [n for n in PEER_NAMES if not callable(getattr(compat, n, None))]
+    assert not missing, f"scoringrules functions without a compat counterpart: {missing}"
 
 
 def test_every_compat_function_has_a_value_test():
