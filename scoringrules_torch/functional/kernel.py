@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.checks import check_choice, check_positive_number, flatten_multivariate
 from .._internal.pairwise import (
     Radial,
     pairwise_radial_sum,
@@ -90,15 +90,22 @@ def _bandwidths(bandwidth, x: torch.Tensor) -> tuple[list[float] | None, torch.T
     """Validate ``bandwidth``; return fixed bandwidths, or ``None`` and the per-observation median ``(B,)``."""
     if isinstance(bandwidth, str):
         if bandwidth != "median":
-            raise ValueError(f"bandwidth must be a positive float, 'median' or a sequence of floats; got {bandwidth!r}")
+            raise ValueError(
+                f"bandwidth must be a positive number, 'median' or a sequence of positive numbers; "
+                f"got {bandwidth!r}"
+            )
+        if x.shape[0] < 2:
+            raise ValueError(
+                f"bandwidth='median' is the median distance between distinct members and needs m >= 2 "
+                f"members; got m={x.shape[0]}"
+            )
         return None, _median_bandwidth(x)
-    values = list(bandwidth) if isinstance(bandwidth, Sequence) else [bandwidth]
-    if not values:
-        raise ValueError("bandwidth sequence must not be empty")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
-    return [float(v) for v in values], None
+    if isinstance(bandwidth, Sequence):
+        values = list(bandwidth)
+        if not values:
+            raise ValueError("bandwidth sequence must not be empty")
+        return [check_positive_number("bandwidth", v) for v in values], None
+    return [check_positive_number("bandwidth", bandwidth)], None
 
 
 def kernel_score(
