@@ -91,26 +91,37 @@ def _median_bandwidth(x: torch.Tensor) -> torch.Tensor:
         return torch.where(med > 0, med, torch.ones_like(med))
 
 
-def _bandwidths(bandwidth, x: torch.Tensor) -> tuple[list[float] | None, torch.Tensor | None]:
-    """Validate ``bandwidth``; return fixed bandwidths, or ``None`` and the per-observation median ``(B,)``."""
+def check_bandwidth(bandwidth) -> str | list[float]:
+    """Validate ``bandwidth`` without the data: ``"median"``, or the list of positive bandwidths as floats.
+
+    A positive number (a Python number, a numpy scalar or a 0-d tensor) or a non-empty sequence of them.
+    """
     if isinstance(bandwidth, str):
         if bandwidth != "median":
             raise ValueError(
                 f"bandwidth must be a positive number, 'median' or a sequence of positive numbers; "
                 f"got {bandwidth!r}"
             )
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"bandwidth='median' is the median distance between distinct members and needs m >= 2 "
-                f"members; got m={x.shape[0]}"
-            )
-        return None, _median_bandwidth(x)
+        return bandwidth
     if isinstance(bandwidth, Sequence):
         values = list(bandwidth)
         if not values:
             raise ValueError("bandwidth sequence must not be empty")
-        return [check_positive_number("bandwidth", v) for v in values], None
-    return [check_positive_number("bandwidth", bandwidth)], None
+        return [check_positive_number("bandwidth", v) for v in values]
+    return [check_positive_number("bandwidth", bandwidth)]
+
+
+def _bandwidths(bandwidth, x: torch.Tensor) -> tuple[list[float] | None, torch.Tensor | None]:
+    """Validate ``bandwidth``; return fixed bandwidths, or ``None`` and the per-observation median ``(B,)``."""
+    checked = check_bandwidth(bandwidth)
+    if checked != "median":
+        return checked, None
+    if x.shape[0] < 2:
+        raise ValueError(
+            f"bandwidth='median' is the median distance between distinct members and needs m >= 2 "
+            f"members; got m={x.shape[0]}"
+        )
+    return None, _median_bandwidth(x)
 
 
 def kernel_score(
