@@ -295,3 +295,26 @@ def test_weighted_score_compiles_fullgraph():
     compiled = torch.compile(lambda a, b, c: energy_score(a, b, member_weights=c), fullgraph=True,
                              backend="aot_eager")
     torch.testing.assert_close(compiled(x, y, w), energy_score(x, y, member_weights=w))
+
+
+@pytest.mark.parametrize("fn", [energy_score, kernel_score, variogram_score])
+def test_one_dimensional_target_of_a_multivariate_score_is_ambiguous_and_raises(fn):
+    """Issue 17: energy_score(samples (m, B), target (B,)) silently scored ONE observation with B components. A
+    multivariate target must be (*batch, d) with a batch dimension; the message says how to write either intent."""
+    x, y = torch.randn(M, B, dtype=torch.float64), torch.randn(B, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"target must have shape \(\*batch, d\) with at least one batch dimension"
+                                         r".*got shape \(3,\), which is ambiguous.*target\[None\].*target\[:, None\]"):
+        fn(x, y)
+    # either explicit intent works: B univariate observations (d = 1) ...
+    per_obs = fn(x[..., None], y[:, None], reduction="none")
+    assert per_obs.shape == (B,)
+    # ... or one observation with B components
+    assert fn(x[:, None], y[None], reduction="none").shape == (1,)
+
+
+def test_energy_of_univariate_observations_is_the_crps():
+    """With the explicit event dimension d = 1 the energy score (beta=1) of each observation is its CRPS."""
+    x, y = torch.randn(M, B, dtype=torch.float64), torch.randn(B, dtype=torch.float64)
+    for est in ("fair", "nrg"):
+        torch.testing.assert_close(energy_score(x[..., None], y[:, None], estimator=est, reduction="none"),
+                                   crps_ensemble(x, y, estimator=est, reduction="none"))

@@ -183,10 +183,13 @@ def check_sample_target(
     """
     check_floating(samples_name, samples)
     check_floating(target_name, target)
-    if target.dim() < event_rank:
+    if event_rank == 1 and target.dim() < 2:
+        # (m, B) samples with a (B,) target would silently be ONE observation with B components.
         raise ValueError(
-            f"{target_name} must have at least {event_rank} dimension(s) (shape (*batch, d) for a "
-            f"multivariate score); got shape {tuple(target.shape)}"
+            f"{target_name} must have shape (*batch, d) with at least one batch dimension for a multivariate "
+            f"score; got shape {tuple(target.shape)}, which is ambiguous: for one d-dimensional observation "
+            f"pass {target_name}[None] (shape (1, d)) and samples (m, 1, d); for B univariate observations use "
+            f"the CRPS, or {target_name}[:, None] (shape (B, 1)) and samples (m, B, 1)"
         )
     if samples.dim() != target.dim() + 1 or samples.shape[1:] != target.shape:
         expected = "(m, *batch, d)" if event_rank == 1 else "(m, *batch)"
