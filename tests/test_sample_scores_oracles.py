@@ -414,3 +414,24 @@ def test_callable_kernel_fair_gradient_finite_with_sqrt_kernel():
     xd = x.detach().clone().requires_grad_(True)
     (g_ref,) = torch.autograd.grad(_dense_kernel_score(xd, y, phi, kyy, "fair", None).sum(), xd)
     torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-15)
+
+
+def test_nrg_crps_of_a_deterministic_ensemble_is_twice_the_mean_pinball_loss():
+    """docs/estimators.md: for deterministic quantile-like outputs, 'nrg' (= 'qd' = 'int') is twice the pinball
+    loss averaged over the levels (i - 1/2)/m of the sorted outputs; 'fair' is not (it rewards spread more)."""
+    g = torch.Generator().manual_seed(9)
+    m, b = 7, 11
+    x = torch.randn(m, b, generator=g, dtype=torch.float64) * 2.0
+    y = torch.randn(b, generator=g, dtype=torch.float64)
+    ref = torch.zeros(b, dtype=torch.float64)
+    for j in range(b):
+        xs = sorted(x[:, j].tolist())
+        for i, q in enumerate(xs, start=1):
+            tau, u = (i - 0.5) / m, y[j].item() - q
+            ref[j] += 2.0 / m * u * (tau - (1.0 if u < 0 else 0.0))
+    for est in ("nrg", "qd", "int"):
+        torch.testing.assert_close(crps_ensemble(x, y, estimator=est, reduction="none"), ref, rtol=1e-12, atol=1e-14)
+    # the energy score of the same outputs as d = 1 ensembles agrees
+    torch.testing.assert_close(energy_score(x[..., None], y[:, None], estimator="nrg", reduction="none"), ref,
+                               rtol=1e-12, atol=1e-14)
+    assert (crps_ensemble(x, y, estimator="fair", reduction="none") < ref).all()  # fair rewards spread more
