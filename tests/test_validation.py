@@ -318,3 +318,17 @@ def test_energy_of_univariate_observations_is_the_crps():
     for est in ("fair", "nrg"):
         torch.testing.assert_close(energy_score(x[..., None], y[:, None], estimator=est, reduction="none"),
                                    crps_ensemble(x, y, estimator=est, reduction="none"))
+
+
+@pytest.mark.parametrize("fn,uv", _ensemble_scores())
+def test_member_weights_are_normalised_and_weight_the_members(fn, uv):
+    """Weights are normalised per observation (a common factor changes nothing) and act as probabilities: an
+    integer weight k equals repeating the member k times with the 'nrg' estimator (a plain float64 oracle)."""
+    x, y = _args(uv)
+    w = torch.rand(M, B, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.1
+    ref = fn(x, y, member_weights=w, reduction="none")
+    torch.testing.assert_close(fn(x, y, member_weights=7.5 * w, reduction="none"), ref)
+    counts = torch.tensor([1.0, 3.0, 2.0, 1.0], dtype=torch.float64)
+    repeated = x.repeat_interleave(counts.long(), dim=0)
+    torch.testing.assert_close(fn(x, y, member_weights=counts, estimator="nrg", reduction="none"),
+                               fn(repeated, y, estimator="nrg", reduction="none"))
