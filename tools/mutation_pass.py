@@ -30,7 +30,7 @@ What it does:
 
 The test selection (``--tests``) defaults to the fast files that exercise these modules, where they exist in
 the checkout: ``tests/test_modules.py``, ``tests/test_validation.py``, the Module and error tests of
-``tests/test_sample_scores_behaviour.py``, and the doctests of the mutated file.
+``tests/test_sample_scores_behaviour.py`` (as node ids), and the doctests of the mutated file.
 """
 
 from __future__ import annotations
@@ -50,16 +50,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_TARGETS = ["scoringrules_torch/scores/*.py", "scoringrules_torch/_internal/checks.py"]
-# Module, argument and error tests of the behaviour file (its gradient/precision tests are slow and unrelated).
-BEHAVIOUR_K = (
-    "modules or shape_mismatch or fair_needs or pairs_needs or beta_outside or non_positive_bandwidth or "
-    "unknown_estimator or integer_dtypes or bad_weights or sample_dim or reductions"
-)
-DEFAULT_TESTS = [
-    "tests/test_modules.py",
-    "tests/test_validation.py",
-    f"tests/test_sample_scores_behaviour.py::-k::{BEHAVIOUR_K}",
-]
+# Module, argument and error tests of the behaviour file (its gradient/precision tests are slow and unrelated),
+# as node ids: pytest's -k would filter every file of the run, not one.
+_BEHAVIOUR = "tests/test_sample_scores_behaviour.py::"
+BEHAVIOUR_TESTS = [_BEHAVIOUR + name for name in (
+    "test_modules_equal_functionals", "test_density_modules_equal_functionals", "test_shape_mismatch_message_shows_both_shapes",
+    "test_fair_needs_two_members", "test_pairs_needs_even_m_and_no_weights", "test_beta_outside_range",
+    "test_non_positive_bandwidth", "test_unknown_estimator_kernel_reduction_list_valid_names",
+    "test_integer_dtypes_rejected", "test_bad_weights_and_p", "test_sample_dim", "test_reductions",
+)]
+DEFAULT_TESTS = ["tests/test_modules.py", "tests/test_validation.py", *BEHAVIOUR_TESTS]
 
 _FLIP_CMP = {
     ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
@@ -209,10 +209,9 @@ def copy_repo(root: Path, dest: Path) -> None:
 
 def test_args(copy_root: Path, selection: list[str], mutated_file: str | None) -> list[str]:
     args: list[str] = []
-    for item in selection:
-        path, _, k = item.partition("::-k::")
-        if (copy_root / path).exists():
-            args += [path] + (["-k", k] if k else [])
+    for item in selection:  # node ids "path::test" or paths; those whose file is missing are skipped
+        if (copy_root / item.split("::")[0]).exists():
+            args.append(item)
     if mutated_file is not None:
         args.append(mutated_file)  # its doctests (pytest runs --doctest-modules)
     return args
@@ -270,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
     parser.add_argument("--tests", nargs="+", default=DEFAULT_TESTS,
-                        help="test paths; 'path::-k::EXPR' adds a -k filter; missing paths are skipped")
+                        help="test paths or node ids; those whose file is missing are skipped")
     parser.add_argument("--max-mutants", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant (a timeout kills it)")
