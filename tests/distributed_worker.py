@@ -88,6 +88,7 @@ def make_case(index: int, world: int):
         w = torch.rand(m, generator=g, dtype=torch.float64) + 0.1
     elif weights == "mB":
         w = torch.rand((m, *BATCH), generator=g, dtype=torch.float64) + 0.1
+        w = w.movedim(0, sample_dim)  # member weights follow sample_dim, like the samples
     x = x.movedim(0, sample_dim)
     return x, y, w
 
@@ -96,7 +97,7 @@ def shard(x: torch.Tensor, w, sample_dim: int, counts: list[int], rank: int):
     """This rank's members (and weights)."""
     start = sum(counts[:rank])
     xs = x.narrow(sample_dim, start, counts[rank])
-    ws = None if w is None else w.narrow(0, start, counts[rank])
+    ws = None if w is None else w.narrow(sample_dim if w.dim() > 1 else 0, start, counts[rank])
     return xs, ws
 
 

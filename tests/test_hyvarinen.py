@@ -538,8 +538,38 @@ def test_dsm_gradcheck_and_errors():
         denoising_score_matching(lambda xn, s: xn.sum(-1), torch.zeros(4, 3), sigma=1.0)
     with pytest.raises(ValueError, match=r"prediction must be one of"):
         denoising_score_matching(f, torch.zeros(4, 3), sigma=1.0, prediction="v")
-    with pytest.raises(TypeError, match=r"alpha must be a float or a tensor"):
+    with pytest.raises(TypeError, match=r"alpha must be a real number; got str '1'"):
         denoising_score_matching(f, torch.zeros(4, 3), sigma=1.0, alpha="1")
+
+
+@pytest.mark.parametrize(
+    "sigma,exc,pattern",
+    [
+        (0.0, ValueError, r"sigma must be a positive number \(finite, > 0\); got 0\.0"),
+        (-0.5, ValueError, r"sigma must be a positive number"),
+        (float("inf"), ValueError, r"sigma must be a positive number"),
+        (np.float64(-1.0), ValueError, r"sigma must be a positive number"),
+        (torch.tensor([0.5, 0.0, 1.0, 1.0]), ValueError, r"sigma must be positive and finite; got 0\.0"),
+        (torch.tensor([0.5, -1.0, 1.0, 1.0]), ValueError, r"sigma must be positive and finite; got -1\.0"),
+        (torch.tensor(float("nan")), ValueError, r"sigma must be positive and finite; got nan"),
+        (torch.tensor([1, 2, 3, 4]), TypeError, r"sigma must have a floating-point dtype"),
+        ("0.5", TypeError, r"sigma must be a real number; got str"),
+    ],
+)
+def test_dsm_non_positive_sigma_is_an_error(sigma, exc, pattern):
+    """A zero or negative sigma (also inside a per-observation tensor) divided by zero or flipped the sign of the
+    score target silently."""
+    with pytest.raises(exc, match=pattern):
+        denoising_score_matching(lambda xn, s: -xn, torch.zeros(4, 3), sigma=sigma)
+
+
+def test_dsm_numpy_and_0d_tensor_sigma_are_numbers():
+    x, eps = torch.zeros(4, 3, dtype=torch.float64), torch.ones(4, 3, dtype=torch.float64)
+    ref = denoising_score_matching(lambda xn, s: torch.zeros_like(xn), x, sigma=0.5, noise=eps)
+    torch.testing.assert_close(ref, torch.tensor(12.0, dtype=torch.float64))  # |eps / 0.5|^2 = 3 * 4
+    for sig in (np.float32(0.5), np.float64(0.5), torch.tensor(0.5, dtype=torch.float64)):
+        out = denoising_score_matching(lambda xn, s: torch.zeros_like(xn), x, sigma=sig, noise=eps)
+        torch.testing.assert_close(out, ref)
 
 
 @pytest.mark.slow

@@ -245,3 +245,40 @@ def test_torch_compile_fullgraph():
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(means, scales, logits, y), f(means, scales, logits, y))
+
+
+def test_callable_returning_per_element_log_densities_is_an_error():
+    """Issue 13: a callable returning per-element log-densities (*batch, d) was silently averaged over the event
+    dimension (the score divided by d). The contract is one joint log-density per observation."""
+    y = _t(RNG.normal(size=(6, 3)))
+    marg = Normal(torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64) * 2.0)
+    with pytest.raises(ValueError, match=r"one joint log-density per observation, shape \(6,\).*got \(6, 3\)"
+                                         r".*per-element log-densities: return their sum"):
+        log_score(marg.log_prob, y)
+    # summed, it is the joint log-density of the independent components: a float64 loop oracle
+    got = log_score(lambda t: marg.log_prob(t).sum(-1), y, reduction="none")
+    ref = torch.tensor([sum(0.5 * (v / 2.0) ** 2 + math.log(2.0) + 0.5 * math.log(2 * math.pi) for v in row)
+                        for row in y.tolist()], dtype=F64)
+    torch.testing.assert_close(got, ref, rtol=1e-13, atol=0)
+    # a univariate callable says so with event_dims=0
+    u = _t(RNG.normal(size=(5,)))
+    got = log_score(Normal(torch.tensor(0.0, dtype=F64), torch.tensor(2.0, dtype=F64)).log_prob, u, event_dims=0, reduction="none")
+    ref = torch.tensor([0.5 * (v / 2.0) ** 2 + math.log(2.0) + 0.5 * math.log(2 * math.pi) for v in u.tolist()],
+                       dtype=F64)
+    torch.testing.assert_close(got, ref, rtol=1e-13, atol=0)
+    with pytest.raises(ValueError, match=r"shape \(\) for target \(5,\) with event_dims=1; got \(5,\)"):
+        log_score(Normal(torch.tensor(0.0, dtype=F64), torch.tensor(2.0, dtype=F64)).log_prob, u)
+
+
+def test_log_score_event_dims_and_complex_errors():
+    d = MultivariateNormal(torch.zeros(3), torch.eye(3))
+    with pytest.raises(ValueError, match=r"event_dims=2 disagrees with MultivariateNormal.event_shape \(3,\)"):
+        log_score(d, torch.zeros(4, 3), event_dims=2)
+    with pytest.raises(ValueError, match=r"event_dims must be a non-negative int or None; got -1"):
+        log_score(d.log_prob, torch.zeros(4, 3), event_dims=-1)
+    with pytest.raises(ValueError, match=r"at least event_dims=2 dimension\(s\); got shape \(3,\)"):
+        log_score(lambda t: t.sum(), torch.zeros(3), event_dims=2)
+    with pytest.raises(TypeError, match=r"target must be a real tensor; got complex dtype"):
+        log_score(d, torch.zeros(4, 3, dtype=torch.complex64))
+    with pytest.raises(TypeError, match=r"log-density output must be a real floating-point tensor"):
+        log_score(lambda t: t.sum(-1).to(torch.complex64), torch.zeros(4, 3))

@@ -20,6 +20,8 @@ from scoringrules_torch.functional import (
 )
 
 BATCHES = [(), (5,), (3, 4)]
+# A multivariate target needs a batch dimension: (d,) alone is ambiguous and raises (see test_validation.py).
+MV_BATCHES = [(1,), (5,), (3, 4)]
 MEMBERS = [2, 3, 17, 64]
 DIMS = [1, 2, 16]
 RTOL = 1e-10
@@ -48,7 +50,7 @@ def _uv(x):  # ours (m, *batch) -> scoringrules (*batch, m)
     return np.moveaxis(x.numpy(), 0, -1)
 
 
-@pytest.mark.parametrize("batch", BATCHES, ids=str)
+@pytest.mark.parametrize("batch", MV_BATCHES, ids=str)
 @pytest.mark.parametrize("m", MEMBERS)
 @pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("estimator", ["fair", "nrg", "akr", "akr_circperm"])
@@ -105,7 +107,7 @@ def test_crps_weighted_akr_circperm_matches_loop():
         torch.testing.assert_close(out, ref, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("batch", BATCHES, ids=str)
+@pytest.mark.parametrize("batch", MV_BATCHES, ids=str)
 @pytest.mark.parametrize("m", MEMBERS)
 @pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("estimator", ["fair", "nrg", "akr", "akr_circperm"])
@@ -192,7 +194,7 @@ def test_median_bandwidth_is_median_pairwise_distance():
     for b in range(2):
         dists = [torch.linalg.vector_norm(x[i, b] - x[j, b]) for i in range(5) for j in range(i + 1, 5)]
         h = float(torch.stack(dists).median())
-        torch.testing.assert_close(out[b], kernel_score(x[:, b], y[b], bandwidth=h))
+        torch.testing.assert_close(out[b], kernel_score(x[:, b : b + 1], y[b : b + 1], bandwidth=h))
 
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 1.5, 2.0])
@@ -273,8 +275,9 @@ def test_gram_and_direct_paths_agree_in_float64():
     direct = pairwise_sq_dist(x, method="direct")
     gram = pairwise_sq_dist(x, method="gram")
     torch.testing.assert_close(gram, direct, rtol=1e-11, atol=1e-12)
-    ref = torch.cdist(x.transpose(0, 1), x.transpose(0, 1), compute_mode="donot_use_mm_for_euclid_dist") ** 2
-    torch.testing.assert_close(direct, ref, rtol=1e-13, atol=1e-13)
+    # oracle: explicit float64 differences, member by member (not torch.cdist, which the direct path wraps)
+    ref = torch.stack([torch.stack([((x[i] - x[j]) ** 2).sum(-1) for j in range(40)], -1) for i in range(40)], -2)
+    torch.testing.assert_close(direct, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_gram_path_accurate_far_from_origin_in_float32():
@@ -291,3 +294,144 @@ def test_identical_members_have_exactly_zero_distance_on_both_paths():
     x = torch.randn(1, 3, 16).expand(10, 3, 16).contiguous() * 123.4
     for method in ("direct", "gram"):
         assert torch.all(pairwise_sq_dist(x, method=method) == 0)
+
+
+# ------------------------------------------------------------------- coincident members (issue 13: fused backward)
+
+
+def _dense_kernel_score(x, y, phi, k_yy, estimator, w):
+    """Float64 oracle: the kernel score with plain autograd on the dense (m, m, B) distances; ``phi(s)`` of the
+    squared distance with ``safe_pow`` (a zero subgradient at coincident members, as ours promises)."""
+    m = x.shape[0]
+    diff = x.unsqueeze(1) - x.unsqueeze(0)
+    k = phi((diff * diff).sum(-1))  # (m, m, B)
+    kxy = phi(((x - y) ** 2).sum(-1))  # (m, B)
+    w = torch.full(x.shape[:2], 1.0 / m, dtype=x.dtype) if w is None else w / w.sum(0)
+    ww = w.unsqueeze(1) * w.unsqueeze(0)
+    if estimator == "fair":
+        off = 1.0 - torch.eye(m, dtype=x.dtype).unsqueeze(-1)
+        within = (k * off * ww).sum((0, 1)) / (1.0 - (w * w).sum(0))
+    else:
+        within = (k * ww).sum((0, 1))
+    return 0.5 * within + 0.5 * k_yy - (w * kxy).sum(0)
+
+
+def _phi(kernel, beta=1.0, h=1.3):
+    from scoringrules_torch._internal.pairwise import safe_pow
+
+    return {
+        "laplacian": (lambda s: torch.exp(-safe_pow(s, 0.5) / h), 1.0),
+        "gaussian": (lambda s: torch.exp(-0.5 * s / h**2), 1.0),
+        "inverse_multiquadric": (lambda s: torch.rsqrt(1.0 + s / h**2), 1.0),
+        "energy": (lambda s: -safe_pow(s, beta / 2.0), 0.0),
+    }[kernel]
+
+
+def test_laplacian_gradient_with_coincident_members_issue_example():
+    """Issue 13: members 1 and 2 coincide (not the first): the fused backward gave x.grad[1] = [0.00502, 0.00754]
+    (a huge derivative at distance 0 swamped the other pairs by rounding); dense float64 autograd gives
+    [0.00435, 0.00664]."""
+    x = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]], [[3.0, 4.0]]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    (g,) = torch.autograd.grad(kernel_score(x, y, kernel="laplacian"), x)
+    phi, kyy = _phi("laplacian", h=1.0)
+    (g_ref,) = torch.autograd.grad(_dense_kernel_score(x, y, phi, kyy, "fair", None).mean(), x)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(g[1, 0], torch.tensor([0.00435, 0.00664], dtype=torch.float64), atol=5e-6, rtol=0)
+
+
+_COINCIDE = {
+    "first": [(0, 1)],
+    "middle": [(2, 3)],
+    "last": [(4, 5)],
+    "several": [(0, 1), (2, 3), (4, 5)],
+    "triple": [(1, 3), (1, 5)],
+    "all": [(0, i) for i in range(1, 6)],
+}
+
+
+@pytest.mark.parametrize("where", list(_COINCIDE))
+@pytest.mark.parametrize("kernel,beta", [("laplacian", 1.0), ("energy", 0.5), ("energy", 1.0), ("energy", 1.5),
+                                         ("inverse_multiquadric", 1.0), ("gaussian", 1.0)])
+@pytest.mark.parametrize("d", [2, 9], ids=["direct", "gram"])
+def test_coincident_members_value_and_gradient_match_dense_autograd(where, kernel, beta, d):
+    """Every radial kernel, coincident members anywhere (first, middle, last, several pairs, a triple, all), both
+    paths of the pairwise engine, fair/nrg, with and without member weights: value and gradient against dense
+    float64 autograd."""
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(6, 3, d, generator=g, dtype=torch.float64) * 1.5 + 2.0
+    for i, j in _COINCIDE[where]:
+        x[j] = x[i]
+    y = torch.randn(3, d, generator=g, dtype=torch.float64)
+    phi, kyy = _phi(kernel, beta)
+    for estimator in ("fair", "nrg"):
+        for w in (None, torch.rand(6, 3, generator=g, dtype=torch.float64) + 0.1):
+            xr = x.clone().requires_grad_(True)
+            out = kernel_score(xr, y, kernel=kernel, beta=beta, bandwidth=1.3, estimator=estimator,
+                               member_weights=w, reduction="none")
+            (grad,) = torch.autograd.grad(out.sum(), xr)
+            xd = x.clone().requires_grad_(True)
+            ref = _dense_kernel_score(xd, y, phi, kyy, estimator, w)
+            (grad_ref,) = torch.autograd.grad(ref.sum(), xd)
+            torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-14)
+            assert (grad - grad_ref).abs().max() <= 1e-10 * grad_ref.abs().max()
+            if kernel == "energy" and estimator == "fair" and w is None:
+                xe = x.clone().requires_grad_(True)
+                (ge,) = torch.autograd.grad(energy_score(xe, y, beta=beta, reduction="sum"), xe)
+                assert (ge - grad_ref).abs().max() <= 1e-10 * grad_ref.abs().max()  # the energy score itself
+
+
+@pytest.mark.parametrize("kernel,beta", [("laplacian", 1.0), ("energy", 0.5), ("gaussian", 1.0),
+                                         ("inverse_multiquadric", 1.0)])
+@pytest.mark.parametrize("d", [2, 9], ids=["direct", "gram"])
+def test_coincident_members_float32_gradient_at_rounding_level(kernel, beta, d):
+    """In float32 the coincident pairs' terms must vanish exactly (not leave |G_ij| |x| eps of rounding): the
+    gradient agrees with the float64 oracle on the same (rounded) inputs to 1e-5 of its largest entry."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(6, 4, d, generator=g, dtype=torch.float64) * 3.0 + 2.0).float().double()
+    x[3], x[5] = x[2], x[1]
+    y = torch.randn(4, d, generator=g, dtype=torch.float64).float().double()
+    phi, kyy = _phi(kernel, beta)
+    xr = x.float().requires_grad_(True)
+    (grad,) = torch.autograd.grad(kernel_score(xr, y.float(), kernel=kernel, beta=beta, bandwidth=1.3,
+                                               reduction="sum"), xr)
+    xd = x.clone().requires_grad_(True)
+    (grad_ref,) = torch.autograd.grad(_dense_kernel_score(xd, y, phi, kyy, "fair", None).sum(), xd)
+    assert (grad.double() - grad_ref).abs().max() <= 1e-5 * grad_ref.abs().max()
+
+
+def test_callable_kernel_fair_gradient_finite_with_sqrt_kernel():
+    """A callable built on sqrt has an undefined gradient at a == b; the fair estimator drops the i == i terms,
+    so they must not put 0 * inf = NaN into every gradient (they did: all entries were NaN)."""
+    x = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]], [[5.0, 4.0]]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+
+    def lap(a, b):
+        return torch.exp(-((a - b) ** 2).sum(-1).sqrt())
+
+    (g,) = torch.autograd.grad(kernel_score(x, y, kernel=lap), x)
+    phi, kyy = _phi("laplacian", h=1.0)
+    xd = x.detach().clone().requires_grad_(True)
+    (g_ref,) = torch.autograd.grad(_dense_kernel_score(xd, y, phi, kyy, "fair", None).sum(), xd)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-15)
+
+
+def test_nrg_crps_of_a_deterministic_ensemble_is_twice_the_mean_pinball_loss():
+    """docs/estimators.md: for deterministic quantile-like outputs, 'nrg' (= 'qd' = 'int') is twice the pinball
+    loss averaged over the levels (i - 1/2)/m of the sorted outputs; 'fair' is not (it rewards spread more)."""
+    g = torch.Generator().manual_seed(9)
+    m, b = 7, 11
+    x = torch.randn(m, b, generator=g, dtype=torch.float64) * 2.0
+    y = torch.randn(b, generator=g, dtype=torch.float64)
+    ref = torch.zeros(b, dtype=torch.float64)
+    for j in range(b):
+        xs = sorted(x[:, j].tolist())
+        for i, q in enumerate(xs, start=1):
+            tau, u = (i - 0.5) / m, y[j].item() - q
+            ref[j] += 2.0 / m * u * (tau - (1.0 if u < 0 else 0.0))
+    for est in ("nrg", "qd", "int"):
+        torch.testing.assert_close(crps_ensemble(x, y, estimator=est, reduction="none"), ref, rtol=1e-12, atol=1e-14)
+    # the energy score of the same outputs as d = 1 ensembles agrees
+    torch.testing.assert_close(energy_score(x[..., None], y[:, None], estimator="nrg", reduction="none"), ref,
+                               rtol=1e-12, atol=1e-14)
+    assert (crps_ensemble(x, y, estimator="fair", reduction="none") < ref).all()  # fair rewards spread more

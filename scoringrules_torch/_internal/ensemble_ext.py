@@ -93,6 +93,10 @@ def ensemble_extensions(
         raise TypeError(f"samples must be a torch.Tensor; got {type(samples).__name__}")
     x = move_sample_dim(samples, sample_dim)
     w = member_weights
+    if isinstance(w, torch.Tensor) and w.dim() > 1:
+        # laid out like the samples without the event dims (member axis at sample_dim): sample-first, as x.
+        # Values are checked by the score on the whole (gathered) ensemble: a rank's shard may hold no member.
+        w = w.movedim(sample_dim % samples.dim(), 0)
     if process_group is not None:
         counts = exchange_header(x, w, process_group)
         if moments and nan_policy == "propagate" and x.dim() >= 2:

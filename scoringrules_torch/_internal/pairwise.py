@@ -139,8 +139,8 @@ class Radial(NamedTuple):
 
     ``value(s, h)`` must be autograd-safe on its own (it is also used on small tensors with plain autograd);
     ``deriv(s, value, h)`` returns ``dphi/ds`` given ``s`` and ``value(s, h)`` (it may overwrite ``value``); it is
-    only used in the fused backward of :func:`pairwise_radial_sum`, and its value where ``s == 0`` does not matter
-    (the gradient of ``s`` is 0 there) as long as it is finite. ``h`` is an optional per-observation parameter
+    only used in the fused backward of :func:`pairwise_radial_sum`, which sets it to 0 where ``s == 0`` (the
+    gradient of ``s`` is 0 there); it must be finite elsewhere. ``h`` is an optional per-observation parameter
     (e.g. a bandwidth) that broadcasts against ``s``, or ``None``.
     """
 
@@ -212,7 +212,9 @@ class _RadialPairSum(torch.autograd.Function):
             if need_w:
                 grad_w[start:stop] = 2.0 * gc.unsqueeze(-1) * torch.bmm(v, wc.unsqueeze(-1)).squeeze(-1)
             if need_x:
-                g = ctx.radial.deriv(s, v, hc)
+                # A pair at distance 0 has gradient 0 (x_i - x_j = 0); its G_ij must be 0 too, because the matrix
+                # form below rounds G_ij x_i - G_ij x_j, and a large G_ij swamps the other pairs' terms.
+                g = ctx.radial.deriv(s, v, hc).masked_fill_(s == 0, 0.0)
                 if not ctx.diagonal:
                     g.diagonal(dim1=-2, dim2=-1).zero_()
                 g.mul_(gc.reshape(-1, 1, 1))

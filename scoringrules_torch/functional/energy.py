@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.checks import check_choice, check_real_number, flatten_multivariate
 from .._internal.ensemble_ext import almost_fair_factor, check_alpha, ensemble_extensions
 from .._internal.pairwise import (
     pairwise_radial_sum,
@@ -41,10 +41,12 @@ class EnergyScoreTerms(NamedTuple):
 def check_beta(beta: float) -> float:
     """Validate the energy exponent: ``0 < beta <= 2``; warn once that ``beta = 2`` is not strictly proper."""
     global _beta2_warned
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 < beta <= 2.0:
+    value = check_real_number("beta", beta)  # a number, a numpy scalar or a 0-d tensor
+    if not 0.0 < value <= 2.0:
         raise ValueError(
             f"beta must be in (0, 2] (strictly proper for 0 < beta < 2, proper for beta = 2); got {beta!r}"
         )
+    beta = value
     if beta == 2.0 and not _beta2_warned:
         _beta2_warned = True
         warnings.warn(

@@ -31,7 +31,14 @@ from torch.distributions import (
     StudentT,
 )
 
-from .._internal.checks import check_choice, check_floating, compute_dtype
+from .._internal.checks import (
+    check_choice,
+    check_floating,
+    check_positive_number,
+    check_real_number,
+    compute_dtype,
+    tracing,
+)
 from .._internal.reduction import check_reduction, reduce
 from .._internal.registry import TypeRegistry
 from .crps_closed import Logistic
@@ -258,6 +265,27 @@ def _autograd_values(
 # --------------------------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------------------------
+def check_event_dims(event_dims, *, allow_none: bool = True) -> int | None:
+    """Validate ``event_dims``: a non-negative int (or ``None`` where allowed)."""
+    if event_dims is None and allow_none:
+        return None
+    if not isinstance(event_dims, int) or isinstance(event_dims, bool) or event_dims < 0:
+        raise ValueError(f"event_dims must be a non-negative int; got {event_dims!r}")
+    return event_dims
+
+
+def check_hyvarinen_settings(
+    *, method: str, kind: str, event_dims: int | None, num_probes: int, probe: str
+) -> None:
+    """Validate the settings of :func:`hyvarinen_score` (also used by ``HyvarinenScore`` at construction)."""
+    check_choice("method", method, HYVARINEN_METHODS)
+    check_choice("kind", kind, _KINDS)
+    check_choice("probe", probe, _PROBES)
+    if not isinstance(num_probes, int) or isinstance(num_probes, bool) or num_probes < 1:
+        raise ValueError(f"num_probes must be a positive int; got {num_probes!r}")
+    check_event_dims(event_dims)
+
+
 def hyvarinen_score(
     model: Distribution | Callable[[torch.Tensor], torch.Tensor],
     target: torch.Tensor,
@@ -352,11 +380,7 @@ def hyvarinen_score(
         Parry, M., Dawid, A. P. & Lauritzen, S. (2012). Proper local scoring rules. Ann. Statist. 40(1).
     """
     check_reduction(reduction)
-    check_choice("method", method, HYVARINEN_METHODS)
-    check_choice("kind", kind, _KINDS)
-    check_choice("probe", probe, _PROBES)
-    if not isinstance(num_probes, int) or isinstance(num_probes, bool) or num_probes < 1:
-        raise ValueError(f"num_probes must be a positive int; got {num_probes!r}")
+    check_hyvarinen_settings(method=method, kind=kind, event_dims=event_dims, num_probes=num_probes, probe=probe)
     check_floating("target", target)
     x = target.to(compute_dtype(target))
 
@@ -400,8 +424,6 @@ def hyvarinen_score(
             f"model must be a torch.distributions.Distribution or a callable; got {type(model).__name__}"
         )
     ev = 1 if event_dims is None else event_dims
-    if not isinstance(ev, int) or isinstance(ev, bool) or ev < 0:
-        raise ValueError(f"event_dims must be a non-negative int; got {event_dims!r}")
     if x.dim() < ev:
         raise ValueError(
             f"target must have at least event_dims={ev} dimensions; got shape {tuple(target.shape)}"
@@ -411,10 +433,20 @@ def hyvarinen_score(
 
 
 def _per_observation(
-    name: str, value: float | torch.Tensor, batch_shape: torch.Size, like: torch.Tensor
+    name: str, value: float | torch.Tensor, batch_shape: torch.Size, like: torch.Tensor, *, positive: bool
 ) -> torch.Tensor:
+    """``value`` (a number or a tensor broadcastable to ``batch_shape``) as a ``batch_shape`` tensor; finite, and
+    positive if ``positive`` (tensor values are checked outside ``torch.compile`` tracing)."""
     if isinstance(value, torch.Tensor):
         check_floating(name, value)
+        if value.device != like.device:
+            raise ValueError(f"{name} must be on the device of target ({like.device}); got {value.device}")
+        if not tracing():
+            v = value.detach()
+            bad = ~torch.isfinite(v) | (v <= 0 if positive else torch.zeros_like(v, dtype=torch.bool))
+            if bool(bad.any()):
+                what = "positive and finite" if positive else "finite"
+                raise ValueError(f"{name} must be {what}; got {v[bad].flatten()[0].item()!r}")
         try:
             return value.to(like.dtype).expand(batch_shape)
         except RuntimeError:
@@ -422,9 +454,13 @@ def _per_observation(
                 f"{name} must be a number or a tensor broadcastable to the batch shape "
                 f"{tuple(batch_shape)} (one value per observation); got shape {tuple(value.shape)}"
             ) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float or a tensor; got {type(value).__name__}")
-    return torch.full(batch_shape, float(value), dtype=like.dtype, device=like.device)
+    if positive:
+        v = check_positive_number(name, value)
+    else:
+        v = check_real_number(name, value)
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite; got {value!r}")
+    return torch.full(batch_shape, v, dtype=like.dtype, device=like.device)
 
 
 def denoising_score_matching(
@@ -473,8 +509,9 @@ def denoising_score_matching(
             observation, shape ``batch``. The output is the score :math:`s` (``prediction="score"``) or the
             noise :math:`\hat\varepsilon` (``prediction="epsilon"``).
         target: clean observations :math:`x`.
-        sigma: noise standard deviation :math:`\sigma > 0`: a float or a tensor broadcastable to ``batch``.
-        alpha: signal scale :math:`\alpha` (1 for variance-exploding noise): a float or such a tensor.
+        sigma: noise standard deviation :math:`\sigma > 0` (finite): a number (also a numpy scalar or a 0-d
+            tensor) or a tensor broadcastable to ``batch``; non-positive or non-finite values are an error.
+        alpha: signal scale :math:`\alpha` (1 for variance-exploding noise, finite): a number or such a tensor.
         prediction: ``"score"`` | ``"epsilon"``.
         event_dims: trailing event dimensions of ``target`` summed in the squared norm (default 1).
         noise: optional :math:`\varepsilon` shaped like ``target`` (drawn if ``None``).
@@ -511,19 +548,14 @@ def denoising_score_matching(
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable; got {type(score_fn).__name__}")
     check_floating("target", target)
-    if not isinstance(event_dims, int) or isinstance(event_dims, bool) or event_dims < 0:
-        raise ValueError(f"event_dims must be a non-negative int; got {event_dims!r}")
+    check_event_dims(event_dims, allow_none=False)
     if target.dim() < event_dims:
         raise ValueError(
             f"target must have at least event_dims={event_dims} dimensions; got {tuple(target.shape)}"
         )
-    if not isinstance(sigma, torch.Tensor) and not (
-        isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0
-    ):
-        raise ValueError(f"sigma must be a positive number or a tensor; got {sigma!r}")
     batch_shape = target.shape[: target.dim() - event_dims]
-    sig = _per_observation("sigma", sigma, batch_shape, target)
-    alp = _per_observation("alpha", alpha, batch_shape, target)
+    sig = _per_observation("sigma", sigma, batch_shape, target, positive=True)
+    alp = _per_observation("alpha", alpha, batch_shape, target, positive=False)
     if noise is None:
         noise = torch.randn(
             target.shape, generator=generator, dtype=target.dtype, device=target.device

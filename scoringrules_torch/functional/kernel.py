@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._internal.checks import check_choice, flatten_multivariate
+from .._internal.checks import check_choice, check_positive_number, flatten_multivariate
 from .._internal.ensemble_ext import ensemble_extensions
 from .._internal.pairwise import (
     Radial,
@@ -58,9 +58,13 @@ def _radial(kernel: str, bandwidths: list[float] | None, beta: float) -> Radial:
             return sum(torch.exp(-r / b) for b in each(h))
 
         def deriv(s, v, h=None):
+            # d/ds exp(-sqrt(s)/b) = -exp(-r/b) / (2 b r) is unbounded at s = 0, where the pair's gradient is 0
+            # (x_i - x_j = 0). It must be exactly 0 there, not merely finite: the fused backward forms
+            # sum_j G_ij x_i - sum_j G_ij x_j, and a huge G_ij of a coincident pair swamps the other pairs' terms
+            # by rounding (a 15 % gradient error when two members other than the first coincide).
             r = s.sqrt().clamp_min(torch.finfo(s.dtype).tiny)
-            # 0 where s == 0 (the gradient of s is 0 there): a huge finite value would swamp the fused backward.
-            return (sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r).masked_fill_(s == 0, 0.0)
+            g = sum(torch.exp(-r / b) * (-0.5 / b) for b in each(h)) / r
+            return g.masked_fill_(s == 0, 0.0)
     else:  # inverse multiquadric
         def value(s, h=None):
             return sum(torch.rsqrt(1.0 + s / (b * b)) for b in each(h))
@@ -88,19 +92,37 @@ def _median_bandwidth(x: torch.Tensor) -> torch.Tensor:
         return torch.where(med > 0, med, torch.ones_like(med))
 
 
-def _bandwidths(bandwidth, x: torch.Tensor) -> tuple[list[float] | None, torch.Tensor | None]:
-    """Validate ``bandwidth``; return fixed bandwidths, or ``None`` and the per-observation median ``(B,)``."""
+def check_bandwidth(bandwidth) -> str | list[float]:
+    """Validate ``bandwidth`` without the data: ``"median"``, or the list of positive bandwidths as floats.
+
+    A positive number (a Python number, a numpy scalar or a 0-d tensor) or a non-empty sequence of them.
+    """
     if isinstance(bandwidth, str):
         if bandwidth != "median":
-            raise ValueError(f"bandwidth must be a positive float, 'median' or a sequence of floats; got {bandwidth!r}")
-        return None, _median_bandwidth(x)
-    values = list(bandwidth) if isinstance(bandwidth, Sequence) else [bandwidth]
-    if not values:
-        raise ValueError("bandwidth sequence must not be empty")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
-    return [float(v) for v in values], None
+            raise ValueError(
+                f"bandwidth must be a positive number, 'median' or a sequence of positive numbers; "
+                f"got {bandwidth!r}"
+            )
+        return bandwidth
+    if isinstance(bandwidth, Sequence):
+        values = list(bandwidth)
+        if not values:
+            raise ValueError("bandwidth sequence must not be empty")
+        return [check_positive_number("bandwidth", v) for v in values]
+    return [check_positive_number("bandwidth", bandwidth)]
+
+
+def _bandwidths(bandwidth, x: torch.Tensor) -> tuple[list[float] | None, torch.Tensor | None]:
+    """Validate ``bandwidth``; return fixed bandwidths, or ``None`` and the per-observation median ``(B,)``."""
+    checked = check_bandwidth(bandwidth)
+    if checked != "median":
+        return checked, None
+    if x.shape[0] < 2:
+        raise ValueError(
+            f"bandwidth='median' is the median distance between distinct members and needs m >= 2 "
+            f"members; got m={x.shape[0]}"
+        )
+    return None, _median_bandwidth(x)
 
 
 def kernel_score(
@@ -136,7 +158,14 @@ def kernel_score(
     * ``"energy"``: :math:`-r^\beta` (conditionally negative definite; the kernel score is then exactly the energy
       score, and ``bandwidth`` is ignored);
     * a callable ``k(a, b)`` taking two broadcastable tensors ``(..., d)`` and returning ``(...)``
-      (evaluated pair by pair: slower and with a dense :math:`(B, m, m, d)` intermediate).
+      (evaluated pair by pair: slower and with a dense :math:`(B, m, m, d)` intermediate). Its gradient is
+      autograd's: for a kernel of the distance, build the distance with ``torch.linalg.vector_norm`` (gradient 0
+      at ``a == b``) rather than ``sqrt`` of a sum (``0 * inf = NaN`` where members coincide, and on the
+      :math:`i = j` terms of ``"nrg"``; ``"fair"`` never differentiates the :math:`i = j` terms).
+
+    Built-in kernels give every pair of coincident members a zero gradient, in any position of the ensemble,
+    also for kernels whose derivative is unbounded at distance 0 (``"laplacian"``, ``"energy"`` with
+    :math:`\beta < 1`).
 
     ``bandwidth`` is a positive float, ``"median"`` (the median distance between distinct members of each
     ensemble, treated as a constant for gradients), or a sequence of floats: the kernel is then the sum of the
@@ -215,7 +244,14 @@ def kernel_score(
         k_yy = kernel(y, y)  # (B,)
         if estimator in ("fair", "nrg"):
             xb = x.transpose(0, 1)
-            k_xx = kernel(xb.unsqueeze(2), xb.unsqueeze(1))  # (B, m, m)
+            a, b = xb.unsqueeze(2), xb.unsqueeze(1)
+            if not diagonal_included(estimator):
+                # The i == i terms are dropped: evaluate them on detached copies so that a kernel whose gradient
+                # is undefined at a == b (e.g. one built on sqrt) cannot put 0 * inf = NaN into every gradient.
+                eye = torch.eye(m, dtype=torch.bool, device=x.device).unsqueeze(-1)
+                a, b = a.expand(-1, -1, m, -1), b.expand(-1, m, -1, -1)
+                a, b = torch.where(eye, a.detach(), a), torch.where(eye, a.detach(), b)
+            k_xx = kernel(a, b)  # (B, m, m)
         else:
             shift = 1 if estimator == "akr" else m // 2
             k_shift = kernel(x, torch.roll(x, shifts=shift, dims=0))  # (m, B)

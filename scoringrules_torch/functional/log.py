@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
-from .._internal.checks import check_floating, compute_dtype
+from .._internal.checks import DTypeError, check_floating, compute_dtype
 from .._internal.reduction import check_reduction, reduce
 
 __all__ = ["gaussian_mixture", "log_score", "normal_mixture"]
@@ -28,6 +28,7 @@ def log_score(
     dist: Distribution | Callable[[torch.Tensor], torch.Tensor],
     target: torch.Tensor,
     *,
+    event_dims: int | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Logarithmic score :math:`-\log p(y)` of a distribution or log-density; lower is better.
@@ -44,18 +45,27 @@ def log_score(
     where the density itself underflows in float64). For a discrete distribution it is the negative
     log-probability mass (cross-entropy).
 
-    ``dist`` may also be a callable ``f(target) -> log p(target)`` returning one value per observation (shape
-    ``batch``); use this for unnormalised models only if the normaliser does not depend on what you optimise.
+    ``dist`` may also be a callable ``f(target) -> log p(target)`` returning the **joint** log-density of each
+    observation, one value per observation: shape ``target.shape[:-event_dims]`` (``event_dims`` trailing event
+    dimensions, default 1, as in ``hyvarinen_score``; pass ``event_dims=0`` for a univariate callable that returns
+    ``target.shape``). Any other shape is an error: in particular a callable returning per-element log-densities
+    (shape ``target.shape`` with the default ``event_dims=1``) must sum them over the event dimensions itself
+    (``.sum(-1)``; that is the joint log-density of independent components) — averaging them silently would
+    divide the score by ``d``. Use unnormalised callables only if the normaliser does not depend on what you
+    optimise.
 
     Args:
         dist: a ``torch.distributions.Distribution``, or a log-density callable.
         target: observations; for a ``Distribution`` its trailing dimensions must equal ``dist.event_shape``
             and the leading ones must broadcast with ``dist.batch_shape``.
+        event_dims: for a callable, the number of trailing event dimensions of ``target`` (default 1); for a
+            Distribution leave it ``None`` (it is ``len(dist.event_shape)``).
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
 
     Shape:
         - dist: ``batch_shape`` :math:`(*B)`, ``event_shape`` :math:`(*E)`
         - target: :math:`(*B', *E)` with :math:`B'` broadcastable with :math:`B`
+        - callable output: ``target.shape[:target.dim() - event_dims]``
         - output: scalar, or the broadcast batch shape with ``reduction="none"``.
 
     Returns:
@@ -79,9 +89,20 @@ def log_score(
     check_reduction(reduction)
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be a torch.Tensor; got {type(target).__name__}")
+    if target.is_complex():
+        raise DTypeError(f"target must be a real tensor; got complex dtype {target.dtype}")
+    if event_dims is not None and (
+        not isinstance(event_dims, int) or isinstance(event_dims, bool) or event_dims < 0
+    ):
+        raise ValueError(f"event_dims must be a non-negative int or None; got {event_dims!r}")
     if isinstance(dist, Distribution):
         event = tuple(dist.event_shape)
         k = len(event)
+        if event_dims is not None and event_dims != k:
+            raise ValueError(
+                f"event_dims={event_dims} disagrees with {type(dist).__name__}.event_shape {event}; leave "
+                f"event_dims=None for a Distribution"
+            )
         if target.dim() < k or tuple(target.shape[target.dim() - k :]) != event:
             raise ValueError(
                 f"target must have shape (*batch, *event_shape) with event_shape {event} for "
@@ -103,6 +124,23 @@ def log_score(
                 f"{type(out).__name__}"
             )
         check_floating("log-density output", out)
+        ev = 1 if event_dims is None else event_dims
+        if target.dim() < ev:
+            raise ValueError(
+                f"target must have at least event_dims={ev} dimension(s); got shape {tuple(target.shape)}"
+            )
+        batch = tuple(target.shape[: target.dim() - ev])
+        if tuple(out.shape) != batch:
+            hint = (
+                " It looks like per-element log-densities: return their sum over the event dimension(s) "
+                "(the joint log-density), or pass event_dims=0 for a univariate callable."
+                if tuple(out.shape) == tuple(target.shape) and ev > 0
+                else ""
+            )
+            raise ValueError(
+                f"the log-density callable must return one joint log-density per observation, shape {batch} "
+                f"for target {tuple(target.shape)} with event_dims={ev}; got {tuple(out.shape)}.{hint}"
+            )
         values = -out
     else:
         raise TypeError(

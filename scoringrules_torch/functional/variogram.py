@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 
 from .._internal.blocks import blocks
-from .._internal.checks import check_choice, check_floating, flatten_multivariate
+from .._internal.checks import (
+    check_choice,
+    check_floating,
+    check_nonneg_weights,
+    check_positive_number,
+    flatten_multivariate,
+)
 from .._internal.ensemble_ext import ensemble_extensions
 from .._internal.pairwise import no_autocast, safe_pow
 from .._internal.reduction import check_reduction, reduce
@@ -152,8 +158,7 @@ def variogram_score(
                                    member_weights=member_weights, reduction=reduction, nan_policy=nan_policy,
                                    process_group=process_group, min_members=2 if estimator == "fair" else 1,
                                    moments=True, p=p, weights=weights, estimator=estimator)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-        raise ValueError(f"p must be a positive number; got {p!r}")
+    p = check_positive_number("p", p)
     x, y, w, batch_shape = flatten_multivariate(
         samples,
         target,
@@ -171,6 +176,9 @@ def variogram_score(
                 f"weights must have shape (d, d) = {(d, d)} or (*batch, d, d) = {(*batch_shape, d, d)}; "
                 f"got {tuple(weights.shape)}"
             )
+        if weights.device != x.device:
+            raise ValueError(f"weights must be on the device of samples ({x.device}); got {weights.device}")
+        check_nonneg_weights("weights", weights)
         pair_w = weights.to(x.dtype).reshape(-1, d, d)  # (1 or B, d, d)
 
     gy = safe_pow(_increments(y).abs(), p)  # (B, d, d)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .._internal.checks import check_choice
-from ..functional.hyvarinen import HYVARINEN_METHODS, hyvarinen_score
+from ..functional.hyvarinen import check_event_dims, check_hyvarinen_settings, hyvarinen_score
 from ..functional.log import log_score
 from ._base import _Score
 
@@ -24,6 +23,8 @@ class LogScore(_Score):
     ``torch.distributions.Distribution`` or a log-density callable ``target -> log p(target)``.
 
     Args:
+        event_dims: for a log-density callable, the number of trailing event dimensions of ``target``
+            (default 1; the callable returns one joint log-density per observation); ``None`` for Distributions.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
 
     Shape:
@@ -37,14 +38,15 @@ class LogScore(_Score):
         tensor(0.9189)
     """
 
-    def __init__(self, *, reduction: str = "mean") -> None:
+    def __init__(self, *, event_dims: int | None = None, reduction: str = "mean") -> None:
         super().__init__(sample_dim=0, reduction=reduction)
+        self.event_dims = check_event_dims(event_dims)
 
     def forward(self, dist, target: torch.Tensor) -> torch.Tensor:
-        return log_score(dist, target, reduction=self.reduction)
+        return log_score(dist, target, event_dims=self.event_dims, reduction=self.reduction)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
+        return f"event_dims={self.event_dims!r}, reduction={self.reduction!r}"
 
 
 class HyvarinenScore(_Score):
@@ -83,7 +85,10 @@ class HyvarinenScore(_Score):
         reduction: str = "mean",
     ) -> None:
         super().__init__(sample_dim=0, reduction=reduction)
-        self.method = check_choice("method", method, HYVARINEN_METHODS)
+        check_hyvarinen_settings(
+            method=method, kind=kind, event_dims=event_dims, num_probes=num_probes, probe=probe
+        )
+        self.method = method
         self.kind = kind
         self.event_dims = event_dims
         self.num_probes = num_probes
@@ -103,4 +108,7 @@ class HyvarinenScore(_Score):
         )
 
     def extra_repr(self) -> str:
-        return f"method={self.method!r}, reduction={self.reduction!r}"
+        return (
+            f"method={self.method!r}, kind={self.kind!r}, event_dims={self.event_dims!r}, "
+            f"num_probes={self.num_probes}, probe={self.probe!r}, reduction={self.reduction!r}"
+        )

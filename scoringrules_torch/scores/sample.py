@@ -11,13 +11,19 @@ from collections.abc import Sequence
 
 import torch
 
-from .._internal.checks import check_choice
+from .._internal.checks import (
+    check_choice,
+    check_floating,
+    check_nonneg_weights,
+    check_positive_number,
+)
 from .._internal.ensemble_ext import check_alpha
 from .._internal.nan_policy import check_nan_policy
+from .._internal.reduction import reduce
 from ..functional.crps_closed import crps
 from ..functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble
 from ..functional.energy import ENERGY_ESTIMATORS, check_beta, energy_score
-from ..functional.kernel import KERNEL_ESTIMATORS, KERNELS, KernelFn, kernel_score
+from ..functional.kernel import KERNEL_ESTIMATORS, KERNELS, KernelFn, check_bandwidth, kernel_score
 from ..functional.variogram import VARIOGRAM_ESTIMATORS, variogram_score
 from ._base import _Score
 
@@ -94,7 +100,9 @@ class CRPS(_Score):
 
     ``forward(prediction, target)`` takes either an ensemble ``(m, *batch)`` (see
     :func:`scoringrules_torch.functional.crps_ensemble`) or a ``torch.distributions.Distribution`` with batch shape
-    ``batch`` (closed form from the registry, see :func:`scoringrules_torch.functional.crps`).
+    ``batch`` (closed form from the registry, see :func:`scoringrules_torch.functional.crps`). A univariate head's
+    ``Independent(base, 1)`` with event shape ``(1,)`` is accepted with a target ``(*batch, 1)``: its CRPS is the
+    CRPS of ``base``, with output ``(*batch)``.
 
     Args:
         estimator: ensemble estimator, ``"fair"`` | ``"nrg"`` | ``"pwm"`` | ``"int"`` | ``"qd"`` | ``"akr"`` |
@@ -137,6 +145,14 @@ class CRPS(_Score):
 
     def forward(self, prediction, target: torch.Tensor, member_weights: torch.Tensor | None = None):
         if isinstance(prediction, torch.distributions.Distribution):
+            base = _univariate_base(prediction)
+            if base is not None:  # a head's univariate distribution: event shape (1,), target (..., 1)
+                if not isinstance(target, torch.Tensor) or target.dim() < 1 or target.shape[-1] != 1:
+                    got = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+                    raise ValueError(
+                        f"target must have shape (*batch, 1) for a distribution with event shape (1,); got {got}"
+                    )
+                return reduce(crps(base, target, reduction="none").squeeze(-1), self.reduction)
             return crps(prediction, target, reduction=self.reduction)
         return crps_ensemble(
             prediction,
@@ -152,6 +168,19 @@ class CRPS(_Score):
 
     def extra_repr(self) -> str:
         return f"estimator={self.estimator!r}, reduction={self.reduction!r}"
+
+
+def _univariate_base(dist: torch.distributions.Distribution) -> torch.distributions.Distribution | None:
+    """The scalar distribution inside ``Independent(base, 1)`` with event shape ``(1,)`` (as univariate heads
+    return), or ``None``."""
+    if (
+        isinstance(dist, torch.distributions.Independent)
+        and dist.reinterpreted_batch_ndims == 1
+        and tuple(dist.event_shape) == (1,)
+        and tuple(dist.base_dist.event_shape) == ()
+    ):
+        return dist.base_dist
+    return None
 
 
 class KernelScore(_Score):
@@ -194,13 +223,14 @@ class KernelScore(_Score):
         super().__init__(sample_dim=sample_dim, reduction=reduction)
         self.nan_policy = check_nan_policy(nan_policy)
         self.process_group = process_group
+        # Validated here without calling the kernel (a user's kernel may be expensive or stateful).
         if not callable(kernel):
             check_choice("kernel", kernel, KERNELS)
         self.kernel = kernel
+        check_bandwidth(bandwidth)
         self.bandwidth = bandwidth
-        self.beta = beta
+        self.beta = check_beta(beta) if kernel == "energy" else beta
         self.estimator = check_choice("estimator", estimator, KERNEL_ESTIMATORS)
-        kernel_score(torch.zeros(2, 1), torch.zeros(1), kernel=kernel, bandwidth=bandwidth, beta=beta)
 
     def forward(
         self, samples: torch.Tensor, target: torch.Tensor, member_weights: torch.Tensor | None = None
@@ -263,10 +293,15 @@ class VariogramScore(_Score):
         super().__init__(sample_dim=sample_dim, reduction=reduction)
         self.nan_policy = check_nan_policy(nan_policy)
         self.process_group = process_group
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-            raise ValueError(f"p must be a positive number; got {p!r}")
-        self.p = float(p)
+        self.p = check_positive_number("p", p)
         self.estimator = check_choice("estimator", estimator, VARIOGRAM_ESTIMATORS)
+        if weights is not None:
+            check_floating("weights", weights)
+            if weights.dim() < 2 or weights.shape[-1] != weights.shape[-2]:
+                raise ValueError(
+                    f"weights must have shape (d, d) or (*batch, d, d); got {tuple(weights.shape)}"
+                )
+            check_nonneg_weights("weights", weights)
         self.register_buffer("weights", weights)
 
     def forward(
