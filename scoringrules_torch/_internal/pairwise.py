@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import torch
 
-from .blocks import blocks
+from .blocks import BLOCK_ELEMENTS, blocks
 
 
 def no_autocast(device: torch.device):
@@ -47,6 +47,9 @@ def no_autocast(device: torch.device):
 
 # Use the Gram path when the event dimension is at least this large (below it, the fused direct kernel is as fast).
 _GRAM_MIN_DIM = 8
+
+# Pairs with s_ij < 2 * _CLOSE * max_k |c_k|^2 (c: centred members) are computed from exact differences.
+_CLOSE = 1.0 / 16.0
 
 
 class _SafePow(torch.autograd.Function):
@@ -92,46 +95,90 @@ def shifted_sq_dist(x: torch.Tensor, shift: int) -> torch.Tensor:
 
 def choose_method(m: int, d: int) -> str:
     """The path ``pairwise_sq_dist`` takes for ``method="auto"``."""
+    if torch.compiler.is_compiling():
+        # The Gram path refines close pairs with data-dependent indexing, which a full graph cannot hold.
+        return "direct"
     return "gram" if d >= _GRAM_MIN_DIM and m > 2 else "direct"
 
 
 def _direct_forward(x: torch.Tensor) -> torch.Tensor:
-    # Fused exact-difference kernel: no (B, m, m, d) intermediate; exact zeros for coincident members.
+    # Fused exact-difference kernel on the members as given: every difference x_i - x_j is rounded once (exact for
+    # members within a factor of two of each other, e.g. far from the origin), coincident members give exactly 0.
     r = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
     return r.mul_(r)
 
 
+def _centered(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Members minus their ensemble mean (``(b, m, d)``) and the per-observation close-pair threshold ``(b, 1, 1)``.
+
+    A pair is *close* when ``s_ij < 2 * _CLOSE * max_k |c_k|^2`` (``c`` the centred members): there the Gram
+    formula's rounding error (a few ulps of ``|c_i|^2 + |c_j|^2``) is not small against ``s_ij``, and so is the
+    rounding error of ``(sum_j G_ij) c_i - sum_j G_ij c_j`` in the backward when ``G_ij`` grows like ``1/r_ij``.
+    Close pairs are computed from exact differences of the members instead (see :func:`_close_pairs`).
+    """
+    c = x - x.mean(1, keepdim=True)
+    sq = (c * c).sum(-1)  # (b, m)
+    return c, sq, sq.amax(-1).mul_(2.0 * _CLOSE).reshape(-1, 1, 1)
+
+
+def _close_pairs(s: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Indices ``(b, i, j)`` (both orders, no diagonal) of the pairs with ``s_ij < thr``."""
+    if s.is_meta:  # shapes only: there are no values to compare
+        empty = torch.empty(0, dtype=torch.long, device=s.device)
+        return empty, empty, empty
+    close = s < thr
+    close.diagonal(dim1=-2, dim2=-1).fill_(False)
+    return close.nonzero(as_tuple=True)
+
+
+def _pair_chunks(n: int, d: int) -> list[slice]:
+    """Slices over ``n`` pairs so that their ``(pairs, d)`` differences stay within about one block."""
+    step = max(1, BLOCK_ELEMENTS // max(1, d))
+    return [slice(k, k + step) for k in range(0, n, step)]
+
+
 def _gram_forward(x: torch.Tensor) -> torch.Tensor:
-    sq = (x * x).sum(-1)  # (B, m)
-    s = torch.baddbmm(sq.unsqueeze(-1), x, x.transpose(1, 2), alpha=-2.0).add_(sq.unsqueeze(-2))
-    # Rounding level of the Gram formula: a few ulps of the largest |a|^2 + |b|^2 per summed coordinate. Below it
-    # the members are numerically coincident: their distance is set to exactly 0 (this also clears negatives).
-    tol = sq.amax(-1).mul_(8.0 * torch.finfo(x.dtype).eps * (x.shape[-1] + 2))
-    s.masked_fill_(s <= tol.reshape(-1, 1, 1), 0.0)
+    """``s_ij`` of ``x (b, m, d)`` from one batched matrix product of the centred members, close pairs exact.
+
+    Far pairs carry the Gram formula's rounding error, at most a few ulps of ``s_ij / (2 _CLOSE)``; close pairs
+    (including numerically coincident members) are recomputed from the exact differences ``x_i - x_j``, so truly
+    coincident members get exactly 0 and a tight pair inside a wide ensemble keeps its distance to float rounding.
+    """
+    c, sq, thr = _centered(x)
+    s = torch.baddbmm(sq.unsqueeze(-1), c, c.transpose(1, 2), alpha=-2.0).add_(sq.unsqueeze(-2))
     s.diagonal(dim1=-2, dim2=-1).zero_()
+    bi, ii, jj = _close_pairs(s, thr)
+    for sl in _pair_chunks(bi.numel(), x.shape[-1]):
+        b, i, j = bi[sl], ii[sl], jj[sl]
+        diff = x[b, i] - x[b, j]
+        s[b, i, j] = (diff * diff).sum(-1)
     return s
 
 
 def pairwise_sq_dist(x: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
     """Squared Euclidean distances between all members (no gradient): ``x (m, B, d)`` -> ``(B, m, m)``.
 
-    The diagonal is exactly zero and coincident members give exactly zero on both paths.
+    The diagonal is exactly zero and coincident members give exactly zero on both paths; every entry is exact to
+    float rounding on both paths (the Gram path recomputes close pairs from exact differences).
 
     Args:
         x: ensemble with the sample axis first.
-        method: ``"direct"`` (exact differences, fused kernel), ``"gram"`` (matrix product on translated members) or
-            ``"auto"`` (Gram when the event dimension is large enough for it to pay off).
+        method: ``"direct"`` (exact differences, fused kernel), ``"gram"`` (matrix product of centred members, close
+            pairs exact) or ``"auto"`` (Gram when the event dimension is large enough for it to pay off).
     """
-    m, _, d = x.shape
+    m, b, d = x.shape
     if method == "auto":
         method = choose_method(m, d)
     if method not in ("direct", "gram"):
         raise ValueError(f"method must be 'auto', 'direct' or 'gram'; got {method!r}")
     with torch.no_grad(), no_autocast(x.device):
-        xb = x.detach().transpose(0, 1)  # (B, m, d)
-        # Translate each ensemble so that its first member is the origin (exact for identical members).
-        xb = xb - xb[:, :1, :]
-        return _gram_forward(xb) if method == "gram" else _direct_forward(xb.contiguous())
+        xb = x.detach().transpose(0, 1).contiguous()  # (B, m, d)
+        if method == "direct":
+            return _direct_forward(xb)
+        out = xb.new_empty(b, m, m)
+        for start, stop in blocks(b, m * m, x.device):
+            out[start:stop] = _gram_forward(xb[start:stop])
+        return out
 
 
 class Radial(NamedTuple):
@@ -213,13 +260,35 @@ class _RadialPairSum(torch.autograd.Function):
                 grad_w[start:stop] = 2.0 * gc.unsqueeze(-1) * torch.bmm(v, wc.unsqueeze(-1)).squeeze(-1)
             if need_x:
                 g = ctx.radial.deriv(s, v, hc)
-                if not ctx.diagonal:
-                    g.diagonal(dim1=-2, dim2=-1).zero_()
+                # Coincident members (and the diagonal) contribute exactly 0, whatever phi'(0) is (even inf).
+                g.masked_fill_(s == 0, 0.0)
                 g.mul_(gc.reshape(-1, 1, 1))
                 if wc is not None:
                     g.mul_(wc.unsqueeze(-1)).mul_(wc.unsqueeze(-2))
-                grad_x[start:stop] = torch.baddbmm(g.sum(-1, keepdim=True) * xc, g, xc, alpha=-1.0).mul_(4.0)
+                grad_x[start:stop] = _pair_grad(g, s, xc)
         return grad_x, grad_w, None, None, None, None
+
+
+def _pair_grad(g: torch.Tensor, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``4 sum_j g_ij (x_i - x_j)`` for symmetric ``g (b, m, m)`` (``g_ij = 0`` where ``s_ij = 0``), ``x (b, m, d)``.
+
+    Far pairs go through one batched matrix product of the centred members, ``(sum_j g_ij) c_i - sum_j g_ij c_j``;
+    close pairs (where ``g_ij`` may grow like ``1 / r_ij`` and that formula would cancel) use exact differences.
+    Under ``torch.compile`` every pair uses exact differences (ATen's fused ``cdist`` backward, no data-dependent
+    indexing).
+    """
+    if torch.compiler.is_compiling():
+        r = s.sqrt()
+        return 2.0 * torch.ops.aten._cdist_backward((2.0 * g * r).contiguous(), x, x, 2.0, r.contiguous())
+    c, _, thr = _centered(x)
+    bi, ii, jj = _close_pairs(s, thr)
+    g_close = g[bi, ii, jj]
+    g[bi, ii, jj] = 0.0
+    out = torch.baddbmm(g.sum(-1, keepdim=True) * c, g, c, alpha=-1.0)
+    for sl in _pair_chunks(bi.numel(), x.shape[-1]):
+        b, i = bi[sl], ii[sl]
+        out.index_put_((b, i), g_close[sl].unsqueeze(-1) * (x[b, i] - x[b, jj[sl]]), accumulate=True)
+    return out.mul_(4.0)
 
 
 def _rows(h: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | None:
@@ -274,9 +343,7 @@ def pairwise_radial_sum(
     m, _, d = x.shape
     if method == "auto":
         method = choose_method(m, d)
-    xb = x.transpose(0, 1)  # (B, m, d)
-    # Translate each ensemble so that its first member is the origin (exact for identical members).
-    xb = (xb - xb[:, :1, :].detach()).contiguous()
+    xb = x.transpose(0, 1).contiguous()  # (B, m, d); the Gram path centres each block itself
     wb = None if w is None else w.transpose(0, 1).contiguous()
     with no_autocast(x.device):
         return _RadialPairSum.apply(xb, wb, None if h is None else h.detach(), radial, diagonal, method == "gram")
