@@ -1,0 +1,224 @@
+"""The pairwise engine against float64 oracles written here: every pair exact to float32 rounding on both paths.
+
+Adversarial float32 ensembles (a tight pair inside a wide ensemble, members 1e3 from the origin, coincident members,
+mixed scales per dimension) through ``energy_score`` and ``kernel_score`` (Gaussian, Laplacian, energy kernels):
+value within 1e-5 relative and gradient within 1e-4 of the largest gradient entry of a dense float64 autograd oracle
+computed on the same (float32-representable) members; truly coincident members keep exactly zero distance and a
+finite gradient.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import scoringrules_torch._internal.blocks as blocks_mod
+import scoringrules_torch._internal.pairwise as pw
+from scoringrules_torch._internal.pairwise import choose_method, pairwise_sq_dist
+from scoringrules_torch.functional.energy import energy_score
+from scoringrules_torch.functional.kernel import kernel_score
+
+M, B = 24, 3
+
+
+def _ensemble(kind: str, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """float32 members ``(M, B, d)``, a target ``(B, d)`` and a bandwidth suited to the ensemble's scale."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    y = randn(B, d)
+    h = 1.0
+    if kind == "tight":  # a pair 1e-3 apart inside an ensemble of spread 100
+        x = randn(M, B, d) * 100
+        x[5] = x[3] + 1e-3 * randn(B, d)
+        h = 100.0
+    elif kind == "offset":  # 1e3 from the origin
+        x = randn(M, B, d) + 1e3
+        y = y + 1e3
+    elif kind == "coincident":  # members other than the first coincide
+        x = randn(M, B, d)
+        x[4] = x[2]
+        x[9] = x[2]
+        x[7] = x[11]
+    elif kind == "mixed":  # scales 1e-3 .. 1e3 per dimension, and a tight pair
+        sc = 10 ** torch.linspace(-3, 3, d, dtype=torch.float64)
+        x = randn(M, B, d) * sc
+        x[6] = x[1] + 1e-4 * randn(B, d) * sc
+        y = y * sc
+        h = 100.0
+    else:
+        raise AssertionError(kind)
+    return x.float(), y.float(), h
+
+
+def _dense_sq(x: torch.Tensor) -> torch.Tensor:
+    """float64 ``||x_i - x_j||^2`` as ``(B, M, M)`` from explicit differences (the oracle)."""
+    xb = x.double().transpose(0, 1)
+    diff = xb.unsqueeze(2) - xb.unsqueeze(1)
+    return (diff * diff).sum(-1)
+
+
+def _safe_norm(s: torch.Tensor) -> torch.Tensor:
+    pos = s > 0
+    return torch.where(pos, torch.where(pos, s, 1.0).sqrt(), 0.0)
+
+
+_KERNELS = {
+    "gaussian": lambda r, h: torch.exp(-0.5 * r * r / h**2),
+    "laplacian": lambda r, h: torch.exp(-r / h),
+    "energy": lambda r, h: -r,
+}
+
+
+def _oracle(x, y, score: str, kernel: str | None, h: float, w=None):
+    """Fair energy / kernel score (mean over the batch) and its gradient, dense float64 autograd."""
+    x = x.double().requires_grad_(True)
+    y = y.double()
+    m = x.shape[0]
+    wt = torch.full((m, x.shape[1]), 1.0 / m, dtype=x.dtype) if w is None else w.double()
+    diff = x.unsqueeze(0) - x.unsqueeze(1)  # (M, M, B, d)
+    r = _safe_norm((diff * diff).sum(-1))  # (M, M, B)
+    ry = _safe_norm(((x - y) ** 2).sum(-1))  # (M, B)
+    off = 1.0 - torch.eye(m, dtype=x.dtype).unsqueeze(-1)
+    pair_w = wt.unsqueeze(0) * wt.unsqueeze(1) * off
+    norm = 1.0 - (wt * wt).sum(0)
+    if score == "energy":
+        val = (wt * ry).sum(0) - 0.5 * (pair_w * r).sum((0, 1)) / norm
+    else:
+        k = _KERNELS[kernel]
+        val = 0.5 * (pair_w * k(r, h)).sum((0, 1)) / norm + 0.5 * k(torch.zeros(()), h) - (wt * k(ry, h)).sum(0)
+    val = val.mean()
+    (grad,) = torch.autograd.grad(val, x)
+    return val.detach(), grad
+
+
+def _ours(x, y, score: str, kernel: str | None, h: float, w=None):
+    x = x.clone().requires_grad_(True)
+    if score == "energy":
+        val = energy_score(x, y, member_weights=w)
+    else:
+        val = kernel_score(x, y, kernel=kernel, bandwidth=h, member_weights=w)
+    (grad,) = torch.autograd.grad(val, x)
+    return val.detach().double(), grad.double()
+
+
+def _check(ours, ref, rtol=1e-5, gtol=1e-4):
+    (v, g), (rv, rg) = ours, ref
+    assert torch.isfinite(g).all()
+    assert abs(v - rv) <= rtol * abs(rv), (v.item(), rv.item())
+    scale = rg.abs().max()
+    if scale == 0:  # e.g. a Gaussian kernel score of identical members at the target: exactly flat
+        assert torch.all(g == 0)
+        return
+    err = (g - rg).abs().max() / scale
+    assert err <= gtol, err.item()
+
+
+SCORES = [("energy", None), ("kernel", "gaussian"), ("kernel", "laplacian"), ("kernel", "energy")]
+KINDS = ["tight", "offset", "coincident", "mixed"]
+
+
+@pytest.mark.parametrize("d,path", [(16, "gram"), (4, "direct")])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("score,kernel", SCORES)
+def test_adversarial_ensembles_match_float64_oracle(d, path, kind, score, kernel):
+    assert choose_method(M, d) == path
+    x, y, h = _ensemble(kind, d)
+    _check(_ours(x, y, score, kernel, h), _oracle(x, y, score, kernel, h))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["gram", "direct"])
+def test_every_pair_exact_to_float32_rounding(kind, method):
+    """Each squared distance within a few float32 ulps of the exact one; exact zeros exactly where members coincide."""
+    x, _, _ = _ensemble(kind, 16)
+    exact = _dense_sq(x)
+    s = pairwise_sq_dist(x, method=method).double()
+    assert torch.equal(s == 0, exact == 0)
+    rel = (s - exact).abs() / exact.where(exact > 0, 1.0)
+    assert rel.max() < 2e-6, rel.max().item()  # float32 eps is 1.2e-7
+
+
+def test_tight_pair_keeps_its_distance_on_gram_path():
+    """The issue's case: a genuine distance inside a wide ensemble is not rounded to zero."""
+    x, _, _ = _ensemble("tight", 16)
+    s = pairwise_sq_dist(x, method="gram")
+    exact = _dense_sq(x)
+    assert (s[:, 3, 5] > 0).all()
+    torch.testing.assert_close(s[:, 3, 5].double(), exact[:, 3, 5], rtol=1e-6, atol=0)
+
+
+def test_laplacian_gradient_with_coincident_members_not_first():
+    """Issue 13's example: members 1 and 2 coincide (float64, m=3, d=2); dense autograd gives the gradient."""
+    x = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]], [[3.0, 4.0]]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    v, g = _ours(x, y, "kernel", "laplacian", 1.0)
+    rv, rg = _oracle(x, y, "kernel", "laplacian", 1.0)
+    torch.testing.assert_close(v, rv, rtol=1e-12, atol=0)
+    torch.testing.assert_close(g, rg, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("d", [4, 16])
+def test_coincident_members_with_infinite_kernel_slope_give_finite_gradient(d):
+    """Laplacian with bandwidth 0.05: phi'(0) overflows float32; coincident pairs must still contribute 0."""
+    g = torch.Generator().manual_seed(1)
+    x = 0.05 * torch.randn(6, 2, d, generator=g)
+    x[3] = x[1]
+    y = 0.05 * torch.randn(2, d, generator=g)
+    ours = _ours(x, y, "kernel", "laplacian", 0.05)
+    ref = _oracle(x, y, "kernel", "laplacian", 0.05)
+    assert ref[1].abs().max() > 0
+    _check(ours, ref)
+
+
+@pytest.mark.parametrize("d", [4, 16])
+def test_all_members_identical_exact_zero_spread_and_gradient(d):
+    x = torch.randn(1, 2, d, generator=torch.Generator().manual_seed(4)).expand(8, 2, d).contiguous() * 123.4
+    y = x[0] + 0.5
+    assert torch.all(pairwise_sq_dist(x) == 0)
+    for score, kernel in SCORES:
+        _check(_ours(x, y, score, kernel, 1.0), _oracle(x, y, score, kernel, 1.0))
+
+
+@pytest.mark.parametrize("kind", ["tight", "coincident"])
+def test_weighted_members_match_oracle(kind):
+    x, y, h = _ensemble(kind, 16)
+    w = torch.rand(M, B, generator=torch.Generator().manual_seed(2)) + 0.1
+    w = w / w.sum(0)
+    for score, kernel in SCORES:
+        _check(_ours(x, y, score, kernel, h, w), _oracle(x, y, score, kernel, h, w))
+
+
+def test_small_blocks_and_recomputed_backward(monkeypatch):
+    """Many close pairs split over several chunks and blocks, and the backward that recomputes distances."""
+    monkeypatch.setattr(pw, "BLOCK_ELEMENTS", 256)
+    monkeypatch.setattr(blocks_mod, "BLOCK_ELEMENTS", 1024)
+    monkeypatch.setattr(pw, "_SAVE_ELEMENTS", 0)
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(3, 6, 16, generator=g, dtype=torch.float64) * 50
+    x = base.repeat(4, 1, 1)  # every member coincides with three others: many close pairs per observation
+    x[1] = x[0] + 1e-3  # and a tight pair
+    x = x.float()
+    y = torch.randn(6, 16, generator=g)
+    for score, kernel in SCORES:
+        _check(_ours(x, y, score, kernel, 50.0), _oracle(x, y, score, kernel, 50.0))
+
+
+def test_compiled_path_matches_oracle():
+    """Under torch.compile (full graph) the engine uses exact differences everywhere; same oracle."""
+    torch._dynamo.reset()
+    x, y, h = _ensemble("tight", 16)
+    x[9] = x[2]  # and coincident members
+
+    def f(a, b):
+        return energy_score(a, b) + kernel_score(a, b, kernel="laplacian", bandwidth=h)
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    xr = x.clone().requires_grad_(True)
+    val = compiled(xr, y)
+    (grad,) = torch.autograd.grad(val, xr)
+    e_val, e_grad = _oracle(x, y, "energy", None, h)
+    k_val, k_grad = _oracle(x, y, "kernel", "laplacian", h)
+    _check((val.detach().double(), grad.double()), (e_val + k_val, e_grad + k_grad))
