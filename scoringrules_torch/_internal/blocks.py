@@ -11,7 +11,7 @@ import torch
 
 __all__ = ["blocks"]
 
-BLOCK_ELEMENTS = 1 << 18
+BLOCK_ELEMENTS = 1 << 20
 BLOCK_ELEMENTS_ACCELERATOR = 1 << 26
 
 
