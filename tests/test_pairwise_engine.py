@@ -222,3 +222,90 @@ def test_compiled_path_matches_oracle():
     e_val, e_grad = _oracle(x, y, "energy", None, h)
     k_val, k_grad = _oracle(x, y, "kernel", "laplacian", h)
     _check((val.detach().double(), grad.double()), (e_val + k_val, e_grad + k_grad))
+
+
+# ----------------------------------------------------------------------------------------- CRPS without a gradient
+
+import numpy as np  # noqa: E402
+import properscoring  # noqa: E402
+import scoringrules as sr  # noqa: E402
+
+import scoringrules_torch.functional.crps_sample as crps_mod  # noqa: E402
+from scoringrules_torch.functional.crps_sample import crps_ensemble  # noqa: E402
+
+
+def _crps_loop(x: np.ndarray, y: np.ndarray, estimator: str) -> np.ndarray:
+    """float64 double loop: E|X - y| - sum_{i,j}|x_i - x_j| / (2 m (m - 1)) (fair) or / (2 m^2) (nrg, qd)."""
+    m, b = x.shape
+    out = np.empty(b)
+    for k in range(b):
+        acc = np.abs(x[:, k] - y[k]).mean()
+        pair = sum(abs(x[i, k] - x[j, k]) for i in range(m) for j in range(m))
+        out[k] = acc - pair / (2 * m * (m - 1) if estimator == "fair" else 2 * m * m)
+    return out
+
+
+def _crps_inputs(dtype, m=9, b=40, offset=0.0):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(m, b, generator=g, dtype=torch.float64) + offset
+    x[3, :10] = x[1, :10]  # ties
+    x[:, 10:12] = 0.25 + offset  # a degenerate ensemble
+    y = torch.randn(b, generator=g, dtype=torch.float64) + offset
+    y[12] = x[4, 12]  # the target on a member
+    return x.to(dtype), y.to(dtype)
+
+
+@pytest.mark.parametrize("estimator", ["fair", "nrg", "qd"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_crps_no_grad_path_matches_sorted_path_and_oracles(estimator, dtype, monkeypatch):
+    x, y = _crps_inputs(dtype)
+    assert crps_mod._fast_sort_ok(x)
+    fast = crps_ensemble(x, y, estimator=estimator, reduction="none")
+    monkeypatch.setattr(crps_mod, "_np_sort", None)  # the torch.sort path
+    assert not crps_mod._fast_sort_ok(x)
+    sorted_path = crps_ensemble(x, y, estimator=estimator, reduction="none")
+    monkeypatch.undo()
+    x64, y64 = x.double().numpy(), y.double().numpy()
+    loop = torch.from_numpy(_crps_loop(x64, y64, estimator))
+    peer = torch.from_numpy(np.asarray(sr.crps_ensemble(y64, x64.T, estimator=estimator, backend="numpy")))
+    if dtype == torch.float64:
+        torch.testing.assert_close(fast, sorted_path, rtol=1e-13, atol=1e-14)
+        torch.testing.assert_close(fast, loop, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(fast, peer, rtol=1e-12, atol=1e-14)
+    else:
+        torch.testing.assert_close(fast, sorted_path, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fast.double(), loop, rtol=1e-5, atol=1e-6)
+    if estimator == "nrg":  # properscoring computes the empirical (nrg) CRPS
+        ps = torch.from_numpy(properscoring.crps_ensemble(y64, x64.T))
+        torch.testing.assert_close(fast.double(), ps, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
+
+
+def test_crps_no_grad_path_far_from_origin_float32():
+    """Measured from the target first: an offset of 1e4 does not cost more than float32 rounding of the inputs."""
+    x, y = _crps_inputs(torch.float32, offset=1e4)
+    out = crps_ensemble(x, y, reduction="none").double()
+    loop = torch.from_numpy(_crps_loop(x.double().numpy(), y.double().numpy(), "fair"))
+    torch.testing.assert_close(out, loop, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("estimator", ["fair", "nrg", "qd"])
+def test_crps_gradient_path_matches_float64_loop(estimator):
+    """With a gradient the torch.sort path runs; its gradient matches autograd through the float64 double loop."""
+    x, y = _crps_inputs(torch.float64, m=6)
+    x = x + 1e-3 * torch.arange(6, dtype=torch.float64).reshape(-1, 1)  # no ties: a unique gradient
+    xr = x.clone().requires_grad_(True)
+    assert not crps_mod._fast_sort_ok(xr)
+    (g,) = torch.autograd.grad(crps_ensemble(xr, y, estimator=estimator), xr)
+    xo = x.clone().requires_grad_(True)
+    m = xo.shape[0]
+    pair = (xo.unsqueeze(0) - xo.unsqueeze(1)).abs().sum((0, 1))
+    ref = ((xo - y).abs().mean(0) - pair / (2 * m * (m - 1) if estimator == "fair" else 2 * m * m)).mean()
+    (g_ref,) = torch.autograd.grad(ref, xo)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_crps_single_member_no_grad_path():
+    x = torch.tensor([[0.5, -1.0]])
+    y = torch.tensor([0.0, 1.0])
+    for est in ("nrg", "qd"):
+        torch.testing.assert_close(crps_ensemble(x, y, estimator=est, reduction="none"), torch.tensor([0.5, 2.0]))
