@@ -10,7 +10,8 @@ Like with like:
   estimator and dtype (float64 rows of ours exist for the float64 peers);
 * every variant runs at the full size of its case; a variant whose dominant intermediate would not fit in the
   memory available is not run and its row says so ("not run: needs N GiB"); nothing is extrapolated;
-* each variant and mode (forward, forward+backward) runs in its own fresh Python process: it builds its inputs,
+* each variant and mode (forward, forward+backward) runs in its own fresh process (forked from the parent after
+  the libraries are imported, before any variant has allocated anything): it builds its inputs,
   warms up once at the timed shape (for ``torch.compile`` this compiles), then times ``--repeats`` calls; "peak+"
   is the process's peak resident memory during warm-up and timed calls minus its resident memory before them
   (Linux ``/proc/self/clear_refs`` resets the peak), so no variant inherits another's peak;
@@ -28,10 +29,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -378,18 +379,23 @@ def run_variant(v: Variant, mode: str, repeats: int) -> dict:
     return measure(fn, max(1, repeats // v.repeats_div))
 
 
-def run_isolated(index: int, mode: str, args) -> dict:
-    """Run variant ``index`` in ``mode`` in a fresh Python process; its JSON result, or an error."""
-    cmd = [sys.executable, __file__, "--worker", f"{index}:{mode}", "--repeats", str(args.repeats),
-           "--threads", str(args.threads)]
-    if args.only:
-        cmd += ["--only", args.only]
-    if args.compile:
-        cmd.append("--compile")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _child(v: Variant, mode: str, repeats: int, queue) -> None:
+    try:
+        queue.put(run_variant(v, mode, repeats))
+    except Exception as exc:  # reported in the row, never silently dropped
+        queue.put({"error": f"{type(exc).__name__}: {exc}"[:300]})
+
+
+def run_isolated(v: Variant, mode: str, repeats: int) -> dict:
+    """Run one variant in one mode in a fresh process forked from this one (libraries already imported, nothing
+    of any other variant allocated), so its peak memory is its own."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(v, mode, repeats, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -486,19 +492,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads in every process (default 1)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd energy score")
     ap.add_argument("--only", default="", help="comma-separated subset: crps,energy,energy_big,variogram,kernel")
-    ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     only = set(filter(None, args.only.split(",")))
     variants = all_variants(args.quick, only, args.compile)
-    if args.worker:
-        index, mode = args.worker.split(":")
-        print(json.dumps(run_variant(variants[int(index)], mode, args.repeats)))
-        return
+    if not args.quick:  # import every peer once, before the variant processes are forked
+        import properscoring  # noqa: F401
+
+        _sr()
+        _has_numba()
     repeats = 2 if args.quick else args.repeats
     avail = _mem_available_gib()
     results = []
-    for k, v in enumerate(variants):
+    for v in variants:
         if v.need_gib > 0.7 * avail:
             note = f"not run: needs {v.need_gib:.0f} GiB ({avail:.0f} GiB available)"
             results.append((v, None, None, note))
@@ -508,12 +514,12 @@ def main() -> None:
             f = run_variant(v, "fwd", repeats)
             b = run_variant(v, "fwd_bwd", repeats) if v.fwd_bwd else None
         else:
-            f = run_isolated(k, "fwd", args)
-            b = run_isolated(k, "fwd_bwd", args) if v.fwd_bwd else None
+            f = run_isolated(v, "fwd", repeats)
+            b = run_isolated(v, "fwd_bwd", repeats) if v.fwd_bwd else None
         results.append((v, f, b, ""))
         print(f"{v.case} | {v.label}: fwd {f} fwd+bwd {b}", flush=True)
     how = ("quick, in-process" if args.quick else
-           "each variant and mode in a fresh process, one warm-up at the timed shape")
+           "each variant and mode in a fresh forked process, one warm-up at the timed shape")
     header = (f"Machine: {machine()}. Median of {repeats} runs ({how}); ratios on CPU time. Shared machine: "
               "other jobs were running, so absolute times are noisy; ratios of one run are the robust figures.")
     text = (render(results, header) + "\n\nRatios (peer CPU time / our CPU time, same case, estimator and dtype; "

@@ -255,12 +255,17 @@ def _crps_inputs(dtype, m=9, b=40, offset=0.0):
     return x.to(dtype), y.to(dtype)
 
 
+@pytest.mark.parametrize("block", [None, 7 * 9])  # one block, or blocks of 7 rows (the last one partial)
 @pytest.mark.parametrize("estimator", ["fair", "nrg", "qd"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_crps_no_grad_path_matches_sorted_path_and_oracles(estimator, dtype, monkeypatch):
+def test_crps_no_grad_path_matches_sorted_path_and_oracles(estimator, dtype, block, monkeypatch):
     x, y = _crps_inputs(dtype)
     assert crps_mod._fast_sort_ok(x)
+    if block:
+        monkeypatch.setattr(crps_mod, "_NO_GRAD_BLOCK", block)
+    x_before = x.clone()
     fast = crps_ensemble(x, y, estimator=estimator, reduction="none")
+    assert torch.equal(x, x_before)  # the in-place sort works on a copy
     monkeypatch.setattr(crps_mod, "_np_sort", None)  # the torch.sort path
     assert not crps_mod._fast_sort_ok(x)
     sorted_path = crps_ensemble(x, y, estimator=estimator, reduction="none")

@@ -9,22 +9,31 @@ Everything sample-based reduces to a few kinds of distances between ensemble mem
 
 Numerics, by construction:
 
-* **Exact zeros.** A pair of coincident members has squared distance exactly 0 on both paths, and the diagonal
-  is exactly 0, so ``safe_pow`` gives them a zero gradient (a zero-initialised generator emits identical samples at
-  step 0: its first gradient must be finite).
-* **Two paths.** The *direct* path uses the fused exact-difference kernel of ``torch.cdist`` (mode
-  ``donot_use_mm_for_euclid_dist``: no ``(B, m, m, d)`` intermediate).  The *Gram* path uses ``|a|^2 + |b|^2 - 2 a.b`` with one batched matrix product (fast for
-  large ``m * d``).  It first translates every ensemble so that its first member is the origin (distances are
-  translation invariant, and this removes the cancellation that ruins ``torch.cdist`` far from the origin), and it
-  sets to exactly zero any squared distance below the rounding level of the Gram formula, so numerically coincident
-  members do not get spurious non-zero distances.
+* **Every pair exact to float rounding.** The *direct* path uses the fused exact-difference kernel of
+  ``torch.cdist`` (mode ``donot_use_mm_for_euclid_dist``: no ``(B, m, m, d)`` intermediate) on the members as
+  given, so every difference ``x_i - x_j`` is rounded once. The *Gram* path (fast for large ``m * d``) centres each
+  ensemble on its mean and takes ``|c_i|^2 + |c_j|^2 - 2 c_i . c_j`` from one batched matrix product; its rounding
+  error is a few ulps of ``|c_i|^2 + |c_j|^2``, so pairs whose distance is not large against that (*close* pairs:
+  ``s_ij < 2 * _CLOSE * max_k |c_k|^2``, e.g. a tight pair inside a wide ensemble, or coincident members) are
+  recomputed from exact differences. Nothing is rounded to zero by a threshold: a genuine distance is never lost.
+* **Exact zeros.** Coincident members have squared distance exactly 0 on both paths, and the diagonal is exactly 0;
+  their gradient contribution is exactly 0 whatever ``phi'(0)`` is (even infinite, e.g. the Laplacian kernel or
+  ``r^beta`` with ``beta < 2``): a zero-initialised generator emits identical samples at step 0 and its first
+  gradient must be finite.
+* **Accurate backward.** ``dL/dx_i = 4 sum_j G_ij (x_i - x_j)``, ``G_ij = g w_i w_j phi'(s_ij)``. Far pairs go
+  through one batched product ``G [c, 1]`` (``sum_j G_ij c_j`` and ``sum_j G_ij`` at once); close pairs, where
+  ``G_ij`` may grow like ``1 / r_ij`` and that form would cancel, use exact differences.
+* **torch.compile.** Finding close pairs is data-dependent indexing, which a full graph cannot hold, so under
+  ``torch.compile`` (and on ``meta`` tensors) the engine takes the direct path and ATen's fused ``cdist``
+  backward, both exact differences for every pair.
 * **Precision.** Half-precision inputs are promoted to float32 by the callers; autocast is disabled inside, so the
   matrix product runs in the input's (promoted) precision.
 * **Bounded memory.** Nothing larger than ``(B, m, m)`` is ever allocated (the dense ``(B, m, m, d)`` difference
-  tensor of naive implementations is 32 GiB at B=512, m=256, d=256).
-* **Memory-light backward.** ``pairwise_sq_dist`` is an ``autograd.Function`` whose backward is the exact
-  analytic gradient ``dL/dx_i = 2 sum_j (G_ij + G_ji)(x_i - x_j)``; it saves only ``x``.  The backward is written with
-  differentiable operations, so double backward works too.
+  tensor of naive implementations is 32 GiB at B=512, m=256, d=256); close pairs are processed in chunks of about
+  one block.
+* **Memory-light backward.** ``pairwise_radial_sum`` is an ``autograd.Function`` that keeps ``phi'(s)`` per block
+  (up to ``_SAVE_ELEMENTS``; above it the backward recomputes block by block). Double backward differentiates a
+  plain-autograd recomputation.
 """
 
 from __future__ import annotations
@@ -245,7 +254,7 @@ class Radial(NamedTuple):
     ``value(s, h)`` must be autograd-safe on its own (it is also used on small tensors with plain autograd);
     ``deriv(s, value, h)`` returns ``dphi/ds`` given ``s`` and ``value(s, h)`` (it may overwrite ``value``); it is
     only used in the fused backward of :func:`pairwise_radial_sum`, and its value where ``s == 0`` does not matter
-    (the gradient of ``s`` is 0 there) as long as it is finite. ``h`` is an optional per-observation parameter
+    (the engine sets those contributions to exactly 0; it may even be inf or NaN there). ``h`` is an optional per-observation parameter
     (e.g. a bandwidth) that broadcasts against ``s``, or ``None``.
     """
 
