@@ -108,6 +108,7 @@ def train_fn(head, z, y):
 
 
 def scaled_flops(make_fn: Callable[[int], Callable[[], object]], n: int, small: int = 64) -> int:
+    small = min(small, max(1, n // 2))
     a, b = flops(make_fn(small)), flops(make_fn(2 * small))
     if b != 2 * a:
         raise RuntimeError(
@@ -192,8 +193,9 @@ def main(argv: list[str] | None = None) -> str:
     lines += [f"Diffusion sampling: the real {DIFFUSION_STEPS}-step sampler, timed once after a warm-up at the same "
               f"shape; the other heads: median of {args.repeats}.", ""]
     lines += [
-        "FLOPs: `torch.utils.flop_counter.FlopCounterMode` (matrix products only), counted at 64 and 128 positions "
-        "(exactly linear) and scaled to the table's size. Training FLOPs include the backward pass.",
+        f"FLOPs: `torch.utils.flop_counter.FlopCounterMode` (matrix products only), counted at {min(64, n // 2)} and "
+        f"{2 * min(64, n // 2)} positions (exactly linear) and scaled to the table's size. Training FLOPs include the "
+        "backward pass.",
         "",
     ]
     text = "\n".join(lines)
