@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import scoringrules_torch._internal.blocks as blocks_mod
 import scoringrules_torch._internal.pairwise as pw
 from scoringrules_torch._internal.pairwise import choose_method, pairwise_sq_dist
 from scoringrules_torch.functional.energy import energy_score
@@ -194,7 +193,7 @@ def test_weighted_members_match_oracle(kind):
 def test_small_blocks_and_recomputed_backward(monkeypatch):
     """Many close pairs split over several chunks and blocks, and the backward that recomputes distances."""
     monkeypatch.setattr(pw, "BLOCK_ELEMENTS", 256)
-    monkeypatch.setattr(blocks_mod, "BLOCK_ELEMENTS", 1024)
+    monkeypatch.setattr(pw, "_PAIR_BLOCK", 1024)
     monkeypatch.setattr(pw, "_SAVE_ELEMENTS", 0)
     g = torch.Generator().manual_seed(3)
     base = torch.randn(3, 6, 16, generator=g, dtype=torch.float64) * 50

@@ -57,6 +57,10 @@ def no_autocast(device: torch.device):
 # Use the Gram path when the event dimension is at least this large (below it, the fused direct kernel is as fast).
 _GRAM_MIN_DIM = 8
 
+# CPU block of the pairwise sums: about 4 MiB of (b, m, m) in float32 (few passes per block, so larger blocks
+# amortise the per-block overhead better than the default of blocks.py).
+_PAIR_BLOCK = 1 << 20
+
 # Pairs with s_ij < 2 * _CLOSE * max_k |c_k|^2 (c: centred members) are computed from exact differences.
 _CLOSE = 1.0 / 16.0
 
@@ -243,7 +247,7 @@ def pairwise_sq_dist(x: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
         if method == "direct":
             return _direct_forward(xb)
         out = xb.new_empty(b, m, m)
-        for start, stop in blocks(b, m * m, x.device):
+        for start, stop in blocks(b, m * m, x.device, _PAIR_BLOCK):
             out[start:stop] = _gram_forward(xb[start:stop])
         return out
 
@@ -378,7 +382,7 @@ class _RadialPairSum(torch.autograd.Function):
         keep = (need_x or need_w) and (b * m * m <= _SAVE_ELEMENTS or _exact_mode(x))
         total = x.new_empty(b)
         saved, saved_tensors = [], []
-        for start, stop in blocks(b, m * m, x.device):
+        for start, stop in blocks(b, m * m, x.device, _PAIR_BLOCK):
             total[start:stop], blk = _block_forward(
                 x[start:stop], None if w is None else w[start:stop], _rows(h, start, stop), radial, diagonal,
                 use_gram, need_d=keep and need_x, need_v=keep and need_w,
@@ -405,7 +409,7 @@ class _RadialPairSum(torch.autograd.Function):
             start: _Block(*rest[7 * k : 7 * k + 3], tuple(rest[7 * k + 3 : 7 * k + 6]), rest[7 * k + 6])
             for k, start in enumerate(ctx.starts)
         }
-        for start, stop in blocks(b, m * m, x.device):
+        for start, stop in blocks(b, m * m, x.device, _PAIR_BLOCK):
             xc, gc = x[start:stop], grad_total[start:stop]
             wc = None if w is None else w[start:stop]
             blk = saved.get(start)
