@@ -313,3 +313,11 @@ def test_crps_single_member_no_grad_path():
     y = torch.tensor([0.0, 1.0])
     for est in ("nrg", "qd"):
         torch.testing.assert_close(crps_ensemble(x, y, estimator=est, reduction="none"), torch.tensor([0.5, 2.0]))
+
+
+def test_crps_under_vmap_uses_the_torch_path():
+    """A tensor under ``torch.func.vmap`` has no numpy view: the no-gradient path must step aside."""
+    x, y = torch.randn(4, 5, 3), torch.randn(4, 3)
+    out = torch.func.vmap(lambda a, b: crps_ensemble(a, b, reduction="none"))(x, y)
+    ref = torch.stack([crps_ensemble(x[i], y[i], reduction="none") for i in range(4)])
+    torch.testing.assert_close(out, ref)

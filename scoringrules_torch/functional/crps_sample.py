@@ -22,7 +22,14 @@ def _fast_sort_ok(x: torch.Tensor) -> bool:
         and not x.requires_grad
         and not torch.compiler.is_compiling()
         and _np_sort is not None
+        and not _is_wrapped(x)
     )
+
+
+def _is_wrapped(x: torch.Tensor) -> bool:
+    """A tensor under a ``torch.func`` transform (``vmap``, ``grad``) has no numpy view."""
+    check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    return bool(check(x)) if check is not None else False
 
 
 def _load_np_sort():
