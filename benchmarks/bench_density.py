@@ -179,8 +179,8 @@ def render(crps_rows, hyv_rows, n, batch, repeats) -> str:
         f"{platform.system()} {platform.release()}; torch threads: {torch.get_num_threads()}; shared machine "
         f"(other jobs running), so treat ratios as indicative.",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
-        f"Command: `OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_density.py` (median of {repeats} runs "
-        "after one warm-up).",
+        f"Command: `OMP_NUM_THREADS=1 python benchmarks/bench_density.py` (median of {repeats} runs "
+        "after one warm-up at the timed shape). Each implementation is compared with ours in the same dtype.",
         "",
         f"## Closed-form Normal CRPS, {n:,} observations",
         "",
@@ -188,12 +188,17 @@ def render(crps_rows, hyv_rows, n, batch, repeats) -> str:
         "(properscoring: `grad=True`, its analytic gradient in numpy). Max rel. error: against scoringrules' "
         "numpy backend in float64.",
         "",
-        "| implementation | dtype | forward (ms) | forward+backward (ms) | max rel. error |",
-        "|---|---|---:|---:|---:|",
+        "| implementation | dtype | forward (ms) | forward+backward (ms) | max rel. error | "
+        "peer / ours, same dtype (fwd / fwd+bwd) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
+    ours_by_dtype = {r["dtype"]: r for r in crps_rows if r["impl"].startswith("scoringrules_torch")}
     for r in crps_rows:
+        o = ours_by_dtype[r["dtype"]]
+        ratio = "–" if r is o else f"{r['fwd'] / o['fwd']:.1f}x / {r['fwdbwd'] / o['fwdbwd']:.1f}x"
         lines.append(
-            f"| {r['impl']} | {r['dtype']} | {1e3 * r['fwd']:.1f} | {1e3 * r['fwdbwd']:.1f} | {r['relerr']:.1e} |"
+            f"| {r['impl']} | {r['dtype']} | {1e3 * r['fwd']:.1f} | {1e3 * r['fwdbwd']:.1f} | {r['relerr']:.1e} "
+            f"| {ratio} |"
         )
     lines += [
         "",

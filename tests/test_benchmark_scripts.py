@@ -15,10 +15,21 @@ def test_bench_scores_quick_runs_and_reports_ratios(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
-    for peer in ("properscoring", "scoringrules torch", "torch.cdist", "ours fair"):
+    for peer in ("properscoring", "scoringrules torch", "torch.cdist", "ours [fair, float32]", "ours [fair, float64]"):
         assert peer in text
     assert "Ratios" in text and "faster" in text
-    assert (tmp_path / "r.json").exists()
+    # like with like: every ratio pairs a peer with our row of the same estimator and dtype
+    ratio_lines = [line for line in text.splitlines() if line.startswith("- ") and " vs ours [" in line]
+    assert len(ratio_lines) >= 8
+    for line in ratio_lines:
+        peer_tag = line.split(": ", 1)[1].split(" vs ours ")[0].rsplit("[", 1)[1].split("]")[0]
+        ours_tag = line.split(" vs ours [", 1)[1].split("]")[0]
+        assert peer_tag == ours_tag, line
+    import json
+
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert all({"case", "impl", "estimator", "dtype", "fwd"} <= set(r) for r in rows)
+    assert any(r["impl"].startswith("ours") and r["dtype"] == "float64" for r in rows)
 
 
 def test_bench_ear_tiny_measures_every_variant_and_both_heads(tmp_path):

@@ -32,9 +32,9 @@ def _free_port() -> int:
 
 
 def _launch(world: int, out: Path) -> list[dict]:
-    """Run ``world`` ranks of the worker; forked from this process (torch is already imported), one thread each."""
+    """Run ``world`` ranks of the worker in fresh (spawned) processes, one thread each."""
     port = str(_free_port())
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # not fork: inductor's compile workers may run in this process
     procs = [ctx.Process(target=worker.main, args=(r, world, port, out)) for r in range(world)]
     for p in procs:
         p.start()
@@ -178,7 +178,7 @@ def _run_example_rank(rank: int, world: int, port: str, args: list[str]) -> None
 
 
 def test_example_smoke_two_processes_follow_the_single_process_run(tmp_path):
-    """The example, tiny: 2 forked gloo ranks train exactly like one process holding all members."""
+    """The example, tiny: 2 gloo ranks train exactly like one process holding all members."""
     pytest.importorskip("statsmodels", reason="the example's data set (El Nino) ships with statsmodels")
     sys.path.insert(0, str(ROOT / "examples"))
     import distributed_ensemble
@@ -191,7 +191,7 @@ def test_example_smoke_two_processes_follow_the_single_process_run(tmp_path):
         torch.set_num_threads(threads)
     out = tmp_path / "two.json"
     port = str(_free_port())
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # not fork: inductor's compile workers may run in this process
     procs = [ctx.Process(target=_run_example_rank, args=(r, 2, port, [*args, "--out", str(out)])) for r in range(2)]
     for p in procs:
         p.start()

@@ -15,6 +15,46 @@ CRPS_ESTIMATORS = ("fair", "nrg", "pwm", "int", "qd", "akr", "akr_circperm", "af
 _MIN_MEMBERS = {"fair": 2, "pwm": 2, "afcrps": 2}
 
 
+def _fast_sort_ok(x: torch.Tensor) -> bool:
+    """Whether the members can be sorted by numpy: values only (no gradient), on the CPU, in eager mode."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not x.requires_grad
+        and not torch.compiler.is_compiling()
+        and _np_sort is not None
+        and not _is_wrapped(x)
+    )
+
+
+def _is_wrapped(x: torch.Tensor) -> bool:
+    """A tensor under a ``torch.func`` transform (``vmap``, ``grad``) has no numpy view."""
+    check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    return bool(check(x)) if check is not None else False
+
+
+def _load_np_sort():
+    try:
+        from numpy import sort
+    except ImportError:  # pragma: no cover - numpy is a dependency of this package
+        return None
+    return sort
+
+
+_np_sort = _load_np_sort()
+
+
+def _sorted_values(x: torch.Tensor) -> torch.Tensor:
+    """``x (B, m)`` sorted along the last axis, values only.
+
+    Without a gradient on the CPU this uses numpy's sort, whose vectorised sorting of short rows is an order of
+    magnitude faster than ``torch.sort`` (which also computes the indices); the values are the same.
+    """
+    if _fast_sort_ok(x):
+        return torch.from_numpy(_np_sort(x.numpy(), axis=-1))
+    return torch.sort(x, dim=-1).values
+
+
 def _sorted_with_weights(
     x: torch.Tensor, w: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -22,8 +62,11 @@ def _sorted_with_weights(
 
     For equal weights the weights and cumulative weights are ``(m,)`` vectors that broadcast.
     """
-    xs, idx = torch.sort(x, dim=-1)
     m = x.shape[-1]
+    if w is None:
+        xs = _sorted_values(x)
+    else:
+        xs, idx = torch.sort(x, dim=-1)
     if w is None:
         ws = torch.full((m,), 1.0 / m, dtype=x.dtype, device=x.device)
         cum = torch.arange(1, m + 1, dtype=x.dtype, device=x.device) / m
@@ -36,6 +79,8 @@ def _sorted_with_weights(
 def _crps_values(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, estimator: str) -> torch.Tensor:
     """Per-observation CRPS for ``x (m, B)``, ``y (B,)``; ``w`` normalised ``(m, B)`` or ``None``."""
     m = x.shape[0]
+    if w is None and estimator in ("fair", "nrg", "qd") and _fast_sort_ok(x) and not y.requires_grad:
+        return _crps_values_no_grad(x, y, estimator)
     # Members last (contiguous rows sort fast), measured from the target: translation invariance removes the
     # cancellation of large offsets.
     x = (x - y.unsqueeze(0)).T.contiguous()  # (B, m)
@@ -79,6 +124,41 @@ def _crps_values(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, estim
     dist = (x - torch.roll(x, shifts=shift, dims=-1)).abs()
     spread = dist.mean(-1) if w is None else (w * dist).sum(-1)
     return accuracy - 0.5 * spread
+
+
+# Elements per block of the no-gradient path (1 MiB in float64: stays in a per-core cache).
+_NO_GRAD_BLOCK = 1 << 17
+
+
+def _crps_values_no_grad(x: torch.Tensor, y: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Equal-weight ``fair``/``nrg``/``qd`` without a gradient: the same sorted-ensemble formulas in fewer passes.
+
+    ``x (m, B)``, ``y (B,)``. One pass writes the members minus the target as contiguous rows, numpy sorts them in
+    place, one matrix-vector product applies the rank coefficients, and one in-place pass gives the accuracy term.
+    """
+    m, b = x.shape
+    ranks = torch.arange(1, m + 1, dtype=x.dtype, device=x.device)
+    if estimator == "qd":  # 2/m sum_i (1{x_(i) > y} - a_i) x_(i), a_i = (i - 1/2)/m
+        coef = (ranks - 0.5) / m
+    else:  # sum_{i,j} |x_i - x_j| = 2 sum_i (2i - 1 - m) x_(i)
+        coef = (2.0 * ranks - 1.0 - m) * 2.0
+    out = x.new_empty(b)
+    # Rows in cache-sized blocks through one reused buffer: no large allocation (page faults cost more than the
+    # arithmetic here), and every pass over a block stays in cache.
+    step = max(1, _NO_GRAD_BLOCK // m)
+    buf = x.new_empty(min(b, step), m)
+    for start in range(0, b, step):
+        stop = min(b, start + step)
+        xt = buf[: stop - start]
+        torch.sub(x[:, start:stop].T, y[start:stop].unsqueeze(-1), out=xt)  # measured from the target
+        xt.numpy().sort(axis=-1)  # in place: numpy's vectorised sort of short rows
+        ordered = xt @ coef
+        if estimator == "qd":
+            out[start:stop] = (2.0 / m) * (xt.clamp_min_(0.0).sum(-1) - ordered)
+        else:
+            accuracy = xt.abs_().sum(-1) / m
+            out[start:stop] = accuracy - ordered / (2.0 * m * (m - 1) if estimator == "fair" else 2.0 * m * m)
+    return out
 
 
 def crps_ensemble(
