@@ -11,8 +11,10 @@ import sys
 
 import torch
 
-# set by pytest for each test phase, and by the first import of torch._inductor (its cache directory)
+# set by pytest for each test phase; by torch._inductor on first import (its cache directory) and first compile
+# (``_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR``, an internal per-process constant)
 _ENV_SET_BY_TOOLS = frozenset({"PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR"})
+_ENV_PREFIXES_SET_BY_TOOLS = ("_TORCHINDUCTOR_",)
 _COMPILER_CONFIGS = ("torch._dynamo.config", "torch._inductor.config", "torch._functorch.config")
 
 
@@ -57,7 +59,11 @@ def global_state() -> dict:
         "torch.backends.cudnn.deterministic": torch.backends.cudnn.deterministic,
         "torch.is_autocast_enabled('cpu')": torch.is_autocast_enabled("cpu"),
         "flush denormals (torch.set_flush_denormal)": _flushes_denormals(),
-        "os.environ": {k: v for k, v in os.environ.items() if k not in _ENV_SET_BY_TOOLS},
+        "os.environ": {
+            k: v
+            for k, v in os.environ.items()
+            if k not in _ENV_SET_BY_TOOLS and not k.startswith(_ENV_PREFIXES_SET_BY_TOOLS)
+        },
     }
     for name in _COMPILER_CONFIGS:
         state[name] = _compiler_config(name)
