@@ -11,9 +11,12 @@ import sys
 
 import torch
 
-# set by pytest for each test phase; by torch._inductor on first import (its cache directory) and first compile
-# (``_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR``, an internal per-process constant)
-_ENV_SET_BY_TOOLS = frozenset({"PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR"})
+# Set by the tools themselves, once per process: pytest for each test phase; torch._inductor on first import
+# (its cache directory) and first compile (``_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR``); scikit-learn on import
+# (the two ``KMP_*`` OpenMP settings).
+_ENV_SET_BY_TOOLS = frozenset(
+    {"PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"}
+)
 _ENV_PREFIXES_SET_BY_TOOLS = ("_TORCHINDUCTOR_",)
 _COMPILER_CONFIGS = ("torch._dynamo.config", "torch._inductor.config", "torch._functorch.config")
 
