@@ -38,6 +38,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # the MathJax files ship with the site (the docs extra), no CDN
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "myst_parser",
@@ -51,6 +52,12 @@ exclude_patterns = ["_build", "_scripts", "Thumbs.db", ".DS_Store"]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
+
+# Math renders with no network: ``sphinx-mathjax-offline`` (a package of the docs extra, imported under that
+# hyphenated name) copies MathJax 3 into ``_static/mathjax`` and points the pages at it. We load the SVG output
+# component: its glyphs are inside the script, so nothing else is fetched (the CHTML output loads web fonts,
+# which some browsers refuse from ``file://`` pages). ``tests/test_docs.py`` checks the built pages.
+MATHJAX_SCRIPT = "mathjax/tex-svg.js"
 
 # autodoc / autosummary / napoleon (Google style only).
 autosummary_generate = False  # the API page lists every name itself (tests/test_docs.py checks it)
@@ -176,7 +183,13 @@ def _compat_table(app, docname: str, source: list[str]) -> None:
     source[0] = source[0].replace("<!-- compat-table -->", table())
 
 
+def _offline_mathjax(app, config) -> None:
+    # the extension sets its own ``mathjax_path`` (the CHTML component) in its ``setup``; choose ours here
+    config.mathjax_path = MATHJAX_SCRIPT
+
+
 def setup(app):
+    app.connect("config-inited", _offline_mathjax)
     app.connect("source-read", _inline_results)
     app.connect("source-read", _registry_placeholders)
     app.connect("source-read", _compat_table)

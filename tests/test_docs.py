@@ -233,7 +233,8 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     pytest.importorskip("sphinx", reason="the docs build needs the docs extra")
     pytest.importorskip("myst_parser", reason="the docs build needs the docs extra")
     pytest.importorskip("furo", reason="the docs build needs the docs extra")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # built as CI builds it and as a reader without network gets it (no intersphinx downloads)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SCORINGRULES_TORCH_DOCS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d",
            str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -244,6 +245,48 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
         assert f'id="scoringrules_torch.{anchor}"' in html, f"no entry for {anchor} in the built API page"
     bench = (tmp_path / "html" / "benchmarks.html").read_text(encoding="utf-8")
     assert "<!-- results:" not in bench and "bench_heads.png" in bench
+    assert_math_renders_offline(tmp_path / "html")
+
+
+_SCRIPT_SRC = re.compile(r"<script\b[^>]*\bsrc=\"([^\"]+)\"", re.IGNORECASE)
+
+
+def assert_math_renders_offline(html_dir: Path) -> None:
+    """Every page with math loads MathJax from the site itself: a relative path to a script that was copied into
+    ``_static``, and no page loads any script from the network (the pages are read offline too)."""
+    pages = sorted(html_dir.rglob("*.html"))
+    with_math = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        sources = _SCRIPT_SRC.findall(text)
+        remote = [s for s in sources if re.match(r"(?i)(https?:)?//", s)]
+        assert not remote, f"{page.relative_to(html_dir)} loads scripts from the network: {remote}"
+        if 'class="math' not in text:
+            continue
+        with_math += 1
+        mathjax = [s for s in sources if "mathjax" in s.lower()]
+        assert mathjax, f"{page.relative_to(html_dir)} has math but loads no MathJax script"
+        for src in mathjax:
+            target = (page.parent / src.split("?")[0]).resolve()
+            assert target.is_relative_to((html_dir / "_static").resolve()), (page, src)
+            assert target.is_file() and target.stat().st_size > 100_000, f"{src} (from {page.name}) is missing"
+    # the theory page, the score pages and the API reference all carry formulas
+    assert with_math >= 5, f"only {with_math} built pages contain math"
+
+
+def test_offline_math_check_catches_a_cdn_script_and_a_missing_file(tmp_path):
+    (tmp_path / "_static" / "mathjax").mkdir(parents=True)
+    (tmp_path / "_static" / "mathjax" / "tex-svg.js").write_text("x" * 200_000)
+    page = '<span class="math notranslate nohighlight">\\(x\\)</span><script defer="defer" src="{}"></script>'
+    for i in range(5):
+        (tmp_path / f"p{i}.html").write_text(page.format("_static/mathjax/tex-svg.js"))
+    assert_math_renders_offline(tmp_path)  # the good site passes
+    (tmp_path / "p0.html").write_text(page.format("https://cdn.jsdelivr.net/npm/mathjax@4/tex-mml-chtml.js"))
+    with pytest.raises(AssertionError, match="from the network"):
+        assert_math_renders_offline(tmp_path)
+    (tmp_path / "p0.html").write_text(page.format("_static/mathjax/tex-chtml.js"))
+    with pytest.raises(AssertionError, match="is missing"):
+        assert_math_renders_offline(tmp_path)
 
 
 def _python_blocks(page: Path) -> list[str]:

@@ -77,13 +77,16 @@ def test_compiled_training_matches_eager(tmp_path):
 
 
 @pytest.mark.slow
-def test_inductor_compiled_training_matches_eager(tmp_path, monkeypatch):
+def test_inductor_compiled_training_matches_eager(tmp_path):
     import torch._inductor.config as inductor_config
 
-    # inductor draws random numbers with its own generator; use torch's so that both runs draw the same
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    # inductor draws random numbers with its own generator; use torch's so that both runs draw the same.
+    # ``config.patch`` restores the entry; pytest's monkeypatch would delete it on undo (the config module keeps
+    # its values outside the instance ``__dict__``), and every later inductor compile then fails with
+    # "torch._inductor.config.fallback_random does not exist".
     l_eager, p_eager = _run(tmp_path, "eager", "train.compile=false")
-    l_comp, p_comp = _run(tmp_path, "compiled", "train.compile=true")
+    with inductor_config.patch(fallback_random=True):
+        l_comp, p_comp = _run(tmp_path, "compiled", "train.compile=true")
     torch.testing.assert_close(l_comp, l_eager, rtol=1e-4, atol=1e-5)
     _assert_params_close(p_comp, p_eager, rtol=1e-3, atol=2e-5)
 
