@@ -19,6 +19,7 @@ floating tensors, the others follow their dtype and device.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,17 @@ def _native(call: str) -> Callable[[Callable], Callable]:
     return decorator
 
 
+def _one_observation(fn: Callable) -> Callable:
+    """A multivariate score given one observation (``obs`` of shape ``(d,)``) returns a 0-d tensor, as the peer."""
+
+    @functools.wraps(fn)
+    def wrapped(obs, *args, **kwargs):
+        out = fn(obs, *args, **kwargs)
+        return out.reshape(()) if np.ndim(obs) == 1 and out.shape == (1,) else out
+
+    return wrapped
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Conversions
 # --------------------------------------------------------------------------------------------------------------
@@ -108,7 +120,10 @@ def _mv_native(obs: torch.Tensor, fct: torch.Tensor, m_axis: int, v_axis: int):
     if m_axis == v_axis:
         raise ValueError(f"m_axis and v_axis must differ; got both {m_axis}")
     v_obs = v_axis - 1 if m_axis < v_axis else v_axis
-    return torch.movedim(fct, (m_axis, v_axis), (0, fct.ndim - 1)), torch.movedim(obs, v_obs, -1)
+    x, y = torch.movedim(fct, (m_axis, v_axis), (0, fct.ndim - 1)), torch.movedim(obs, v_obs, -1)
+    if y.dim() == 1:  # one observation: our multivariate scores need an explicit batch dimension
+        x, y = x.unsqueeze(1), y.unsqueeze(0)
+    return x, y
 
 
 def _mv_weights(ens_w: torch.Tensor | None, fct_ndim: int, m_axis: int) -> torch.Tensor | None:
@@ -157,6 +172,7 @@ def crps_ensemble(
 
 
 @_native("functional.energy_score(movedim(fct, (m_axis, v_axis), (0, -1)), obs, estimator=...)")
+@_one_observation
 def es_ensemble(
     obs,
     fct,
@@ -181,6 +197,7 @@ def es_ensemble(
 @_native(
     "functional.variogram_score(movedim(fct, (m_axis, v_axis), (0, -1)), obs, p=p, weights=w, ...)"
 )
+@_one_observation
 def vs_ensemble(
     obs,
     fct,
@@ -227,6 +244,7 @@ def gksuv_ensemble(
 
 
 @_native("functional.kernel_score(movedim(fct, (m_axis, v_axis), (0, -1)), obs, kernel='gaussian')")
+@_one_observation
 def gksmv_ensemble(
     obs,
     fct,
@@ -618,6 +636,7 @@ def vrcrps_ensemble(
 
 
 @_native("functional.twenergy_score(samples, target, v_func=v_func, estimator=...)")
+@_one_observation
 def twes_ensemble(
     obs,
     fct,
@@ -637,6 +656,7 @@ def twes_ensemble(
 
 
 @_native("functional.owenergy_score(samples, target, w_func=w_func)")
+@_one_observation
 def owes_ensemble(
     obs, fct, w_func, m_axis: int = -2, v_axis: int = -1, *, ens_w=None, backend=None
 ) -> torch.Tensor:
@@ -646,6 +666,7 @@ def owes_ensemble(
 
 
 @_native("functional.vrenergy_score(samples, target, w_func=w_func, estimator='nrg')")
+@_one_observation
 def vres_ensemble(
     obs, fct, w_func, *, ens_w=None, m_axis: int = -2, v_axis: int = -1, backend=None
 ) -> torch.Tensor:
@@ -659,6 +680,7 @@ def vres_ensemble(
 @_native(
     "functional.twvariogram_score(samples, target, v_func=v_func, p=p, weights=w, estimator=...)"
 )
+@_one_observation
 def twvs_ensemble(
     obs,
     fct,
@@ -687,6 +709,7 @@ def twvs_ensemble(
 
 
 @_native("functional.owvariogram_score(samples, target, w_func=w_func, p=p, weights=w)")
+@_one_observation
 def owvs_ensemble(
     obs,
     fct,
@@ -713,6 +736,7 @@ def owvs_ensemble(
 
 
 @_native("functional.vrvariogram_score(samples, target, w_func=w_func, p=p, weights=w)")
+@_one_observation
 def vrvs_ensemble(
     obs,
     fct,
@@ -831,6 +855,7 @@ def vrgksuv_ensemble(
 @_native(
     "functional.twkernel_score(samples, target, v_func=v_func, kernel='gaussian', estimator=...)"
 )
+@_one_observation
 def twgksmv_ensemble(
     obs,
     fct,
@@ -857,6 +882,7 @@ def twgksmv_ensemble(
 
 
 @_native("functional.owkernel_score(samples, target, w_func=w_func, kernel='gaussian')")
+@_one_observation
 def owgksmv_ensemble(
     obs, fct, w_func, m_axis: int = -2, v_axis: int = -1, *, ens_w=None, backend=None
 ) -> torch.Tensor:
@@ -876,6 +902,7 @@ def owgksmv_ensemble(
 @_native(
     "functional.vrkernel_score(samples, target, w_func=w_func, kernel='gaussian', estimator='nrg')"
 )
+@_one_observation
 def vrgksmv_ensemble(
     obs, fct, w_func, m_axis: int = -2, v_axis: int = -1, *, ens_w=None, backend=None
 ) -> torch.Tensor:
@@ -1003,6 +1030,7 @@ def dssuv_ensemble(obs, fct, m_axis: int = -1, *, bias: bool = False, backend=No
 
 
 @_native("functional.dss_ensemble_mv(samples, target, bias=bias)")
+@_one_observation
 def dssmv_ensemble(
     obs, fct, m_axis: int = -2, v_axis: int = -1, *, bias: bool = False, backend=None
 ) -> torch.Tensor:

@@ -341,3 +341,13 @@ def test_torch_weight_functions_keep_gradients_and_match_numpy_ones():
     torch.testing.assert_close(got.detach(), ref, rtol=1e-12, atol=0)
     got.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["es_ensemble", "vs_ensemble", "gksmv_ensemble", "dssmv_ensemble"])
+def test_one_multivariate_observation_as_scoringrules_takes_it(name):
+    rng = np.random.default_rng(11)
+    obs, fct = rng.normal(size=3), rng.normal(size=(7, 3))  # one observation: obs (d,), fct (m, d)
+    ref = getattr(sr, name)(obs, fct, backend="numpy")
+    got = getattr(compat, name)(obs, fct)
+    assert got.shape == ()
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10)
