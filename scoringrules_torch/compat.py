@@ -232,14 +232,14 @@ def gksuv_ensemble(
     """scoringrules' ``gksuv_ensemble``: Gaussian kernel score (bandwidth 1) of a univariate ensemble."""
     obs, fct, ens_w = _tensors(obs, fct, ens_w)
     w = None if ens_w is None else _members_first(ens_w, m_axis)
-    return _kernel_score(
-        _members_first(fct, m_axis).unsqueeze(-1),
-        obs.unsqueeze(-1),
+    return _uv_kernel(
+        _kernel_score,
+        _members_first(fct, m_axis),
+        obs,
         kernel="gaussian",
         bandwidth=1.0,
         estimator=estimator,
         member_weights=w,
-        reduction="none",
     )
 
 
@@ -546,6 +546,14 @@ def _uv_chain(fn: Callable | None) -> Callable | None:
     return None if fn is None else (lambda t: fn(t.squeeze(-1)).unsqueeze(-1))
 
 
+def _uv_kernel(fn: Callable, x: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:
+    """A univariate ensemble scored by a multivariate kernel function (trailing event axis of size 1)."""
+    one = y.dim() == 0  # one observation: our multivariate scores need an explicit batch dimension
+    xe, ye = (x.unsqueeze(1), y.unsqueeze(0)) if one else (x, y)
+    out = fn(xe.unsqueeze(-1), ye.unsqueeze(-1), reduction="none", **kwargs)
+    return out.reshape(y.shape)
+
+
 def _uv_args(obs, fct, ens_w, m_axis):
     obs, fct, ens_w = _tensors(obs, fct, ens_w)
     w = None if ens_w is None else _members_first(ens_w, m_axis)
@@ -779,9 +787,10 @@ def twgksuv_ensemble(
 ) -> torch.Tensor:
     """scoringrules' ``twgksuv_ensemble``: threshold-weighted Gaussian kernel score, univariate."""
     x, y, w = _uv_args(obs, fct, ens_w, m_axis)
-    return _w.twkernel_score(
-        x.unsqueeze(-1),
-        y.unsqueeze(-1),
+    return _uv_kernel(
+        _w.twkernel_score,
+        x,
+        y,
         v_func=_uv_chain(v_func),
         a=a,
         b=b,
@@ -789,7 +798,6 @@ def twgksuv_ensemble(
         bandwidth=1.0,
         estimator=estimator,
         member_weights=w,
-        reduction="none",
     )
 
 
@@ -809,16 +817,16 @@ def owgksuv_ensemble(
 ) -> torch.Tensor:
     """scoringrules' ``owgksuv_ensemble``: outcome-weighted Gaussian kernel score, univariate."""
     x, y, w = _uv_args(obs, fct, ens_w, m_axis)
-    return _w.owkernel_score(
-        x.unsqueeze(-1),
-        y.unsqueeze(-1),
+    return _uv_kernel(
+        _w.owkernel_score,
+        x,
+        y,
         w_func=_uv_func(w_func),
         a=a,
         b=b,
         kernel="gaussian",
         bandwidth=1.0,
         member_weights=w,
-        reduction="none",
     )
 
 
@@ -838,9 +846,10 @@ def vrgksuv_ensemble(
 ) -> torch.Tensor:
     """scoringrules' ``vrgksuv_ensemble``: vertically re-scaled Gaussian kernel score, univariate."""
     x, y, w = _uv_args(obs, fct, ens_w, m_axis)
-    return _w.vrkernel_score(
-        x.unsqueeze(-1),
-        y.unsqueeze(-1),
+    return _uv_kernel(
+        _w.vrkernel_score,
+        x,
+        y,
         w_func=_uv_func(w_func),
         a=a,
         b=b,
@@ -848,7 +857,6 @@ def vrgksuv_ensemble(
         bandwidth=1.0,
         estimator="nrg",
         member_weights=w,
-        reduction="none",
     )
 
 

@@ -49,6 +49,7 @@ def test_dss_univariate_matches_scoringrules(batch, bias):
 @pytest.mark.parametrize("batch", BATCHES, ids=str)
 @pytest.mark.parametrize("bias", [False, True])
 def test_dss_multivariate_matches_scoringrules(batch, bias):
+    batch = tuple(batch) or (1,)  # multivariate scores need an explicit batch dimension
     g = torch.Generator().manual_seed(1)
     x = torch.randn((12, *batch, 3), generator=g, dtype=F64) @ torch.tensor(
         [[1.0, 0.3, 0.0], [0.0, 1.2, -0.4], [0.0, 0.0, 0.7]], dtype=F64

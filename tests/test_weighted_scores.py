@@ -55,6 +55,7 @@ def _uv(batch, weighted, seed=0):
 
 
 def _mv(batch, weighted, seed=0):
+    batch = tuple(batch) or (1,)  # multivariate scores need an explicit batch dimension (a 1-D target is ambiguous)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((M, *batch, D), generator=g, dtype=F64) * 1.5
     y = torch.randn((*batch, D), generator=g, dtype=F64)
@@ -144,7 +145,9 @@ def test_univariate_kernel_family_matches_scoringrules(batch, weighted):
     x, y, w = _uv(batch, weighted, seed=2)
     obs, fct, kw = _flat_uv(x, y, w)
     shape = tuple(batch)
-    xe, ye = x.unsqueeze(-1), y.unsqueeze(-1)
+    # an explicit batch dimension, also for batch () (a 1-D target of a multivariate score is ambiguous)
+    xe, ye = (x.unsqueeze(-1), y.unsqueeze(-1)) if batch else (x.reshape(M, 1, 1), y.reshape(1, 1))
+    shape = shape or (1,)
     # scoringrules' weighted "fair" kernel score keeps the i == j terms (a known quirk, see the kernel tests)
     for est in ("nrg",) if weighted else ("nrg", "fair"):
         ref = sr.twgksuv_ensemble(obs, fct, a=-0.5, b=1.0, estimator=est, backend="numpy", **kw).reshape(shape)
@@ -166,7 +169,7 @@ def test_univariate_kernel_family_matches_scoringrules(batch, weighted):
 def test_energy_family_matches_scoringrules(batch, weighted):
     x, y, w = _mv(batch, weighted, seed=3)
     obs, fct, kw = _flat_mv(x, y, w)
-    shape = tuple(batch)
+    shape = tuple(batch) or (1,)
     for est in ("nrg", "fair"):
         ref = sr.twes_ensemble(obs, fct, v_mv_n, estimator=est, backend="numpy", **kw).reshape(shape)
         out = twenergy_score(x, y, v_func=v_mv_t, estimator=est, member_weights=w, reduction="none")
@@ -183,7 +186,7 @@ def test_energy_family_matches_scoringrules(batch, weighted):
 def test_variogram_family_matches_scoringrules(batch, weighted):
     x, y, w = _mv(batch, weighted, seed=4)
     obs, fct, kw = _flat_mv(x, y, w)
-    shape = tuple(batch)
+    shape = tuple(batch) or (1,)
     pw = torch.rand(D, D, generator=torch.Generator().manual_seed(5), dtype=F64)
     pw = pw + pw.T
     for p in (0.5, 1.0):
@@ -203,7 +206,7 @@ def test_variogram_family_matches_scoringrules(batch, weighted):
 def test_multivariate_kernel_family_matches_scoringrules(batch, weighted):
     x, y, w = _mv(batch, weighted, seed=6)
     obs, fct, kw = _flat_mv(x, y, w)
-    shape = tuple(batch)
+    shape = tuple(batch) or (1,)
     for est in ("nrg",) if weighted else ("nrg", "fair"):
         ref = sr.twgksmv_ensemble(obs, fct, v_mv_n, estimator=est, backend="numpy", **kw).reshape(shape)
         out = twkernel_score(x, y, v_func=v_mv_t, estimator=est, member_weights=w, reduction="none")

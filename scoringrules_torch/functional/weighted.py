@@ -68,14 +68,25 @@ def _bound(name: str, v, like: torch.Tensor):
 
 
 def _is_default(a, b) -> bool:
-    return not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor) and a == -_INF and b == _INF
+    return (
+        not isinstance(a, torch.Tensor)
+        and not isinstance(b, torch.Tensor)
+        and a == -_INF
+        and b == _INF
+    )
 
 
 def _bounds(a, b, like: torch.Tensor):
     a, b = _bound("a", a, like), _bound("b", b, like)
-    ok = (torch.as_tensor(a) < torch.as_tensor(b)).all() if not torch.compiler.is_compiling() else True
+    ok = (
+        (torch.as_tensor(a) < torch.as_tensor(b)).all()
+        if not torch.compiler.is_compiling()
+        else True
+    )
     if not bool(ok):
-        raise ValueError(f"the threshold interval needs a < b (componentwise); got a={a!r}, b={b!r}")
+        raise ValueError(
+            f"the threshold interval needs a < b (componentwise); got a={a!r}, b={b!r}"
+        )
     return a, b
 
 
@@ -92,9 +103,15 @@ def _chain(v_func: Fn | None, a, b, x: torch.Tensor) -> Fn:
             raise ValueError("give either v_func or the thresholds a, b, not both")
         return v_func
     lo, hi = _bounds(a, b, x)
-    return lambda t: torch.clamp(t, min=lo, max=hi) if isinstance(lo, float) and isinstance(hi, float) else (
-        torch.minimum(torch.maximum(t, torch.as_tensor(lo, dtype=t.dtype, device=t.device)),
-                      torch.as_tensor(hi, dtype=t.dtype, device=t.device))
+    return lambda t: (
+        torch.clamp(t, min=lo, max=hi)
+        if isinstance(lo, float) and isinstance(hi, float)
+        else (
+            torch.minimum(
+                torch.maximum(t, torch.as_tensor(lo, dtype=t.dtype, device=t.device)),
+                torch.as_tensor(hi, dtype=t.dtype, device=t.device),
+            )
+        )
     )
 
 
@@ -120,7 +137,9 @@ def _apply_chain(v: Fn, t: torch.Tensor, name: str) -> torch.Tensor:
     out = v(t)
     if not isinstance(out, torch.Tensor) or out.shape != t.shape:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"v_func must return a tensor of the shape of its input {tuple(t.shape)} ({name}); got {got}")
+        raise ValueError(
+            f"v_func must return a tensor of the shape of its input {tuple(t.shape)} ({name}); got {got}"
+        )
     return out
 
 
@@ -189,7 +208,9 @@ def _energy_kernel(beta: float, weight: Fn) -> Callable[[torch.Tensor, torch.Ten
 
     def power(s: torch.Tensor) -> torch.Tensor:
         pos = s > 0
-        return torch.where(pos, torch.where(pos, s, torch.ones_like(s)) ** (beta / 2.0), torch.zeros_like(s))
+        return torch.where(
+            pos, torch.where(pos, s, torch.ones_like(s)) ** (beta / 2.0), torch.zeros_like(s)
+        )
 
     def k(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         s_uv = ((u - v) ** 2).sum(-1)
@@ -198,8 +219,11 @@ def _energy_kernel(beta: float, weight: Fn) -> Callable[[torch.Tensor, torch.Ten
     return k
 
 
-def _radial_kernel(kernel, bandwidth, weight: Fn) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _radial_kernel(
+    kernel, bandwidth, weight: Fn
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if callable(kernel):
+
         def k(u, v):
             return weight(u) * kernel(u, v) * weight(v)
 
@@ -215,7 +239,12 @@ def _radial_kernel(kernel, bandwidth, weight: Fn) -> Callable[[torch.Tensor, tor
             base = torch.exp(-0.5 * s / (h * h))
         elif kernel == "laplacian":
             pos = s > 0
-            base = torch.exp(-torch.where(pos, torch.where(pos, s, torch.ones_like(s)).sqrt(), torch.zeros_like(s)) / h)
+            base = torch.exp(
+                -torch.where(
+                    pos, torch.where(pos, s, torch.ones_like(s)).sqrt(), torch.zeros_like(s)
+                )
+                / h
+            )
         else:
             base = torch.rsqrt(1.0 + s / (h * h))
         return weight(u) * base * weight(v)
@@ -408,12 +437,21 @@ def vrcrps_ensemble(
     check_choice("estimator", estimator, _VR_ESTIMATORS)
     x, y = _prepare(samples, target, sample_dim, 0)
     w = _weight_fn(w_func, a, b, x, multivariate=False)
-    _outcome_weights(x, y, w, -_INF, _INF, member_weights, multivariate=False)  # validates the weights
+    _outcome_weights(
+        x, y, w, -_INF, _INF, member_weights, multivariate=False
+    )  # validates the weights
     k = _energy_kernel(1.0, _as_vector_weight(w, multivariate=False))
-    return kernel_score(
-        x.unsqueeze(-1), y.unsqueeze(-1), kernel=k, estimator=estimator, member_weights=member_weights,
+    one = y.dim() == 0  # a single observation: the kernel score needs an explicit batch dimension
+    xe, ye = (x.unsqueeze(1), y.unsqueeze(0)) if one else (x, y)
+    out = kernel_score(
+        xe.unsqueeze(-1),
+        ye.unsqueeze(-1),
+        kernel=k,
+        estimator=estimator,
+        member_weights=member_weights,
         reduction=reduction,
     )
+    return out.reshape(()) if one else out
 
 
 # ------------------------------------------------------------------------------------------------- energy
@@ -527,7 +565,11 @@ def owenergy_score(
     x, y = _prepare(samples, target, sample_dim, 1)
     wx, wy = _outcome_weights(x, y, w_func, a, b, member_weights, multivariate=True)
     values = _ow_combine(
-        wx, wy, lambda mw: energy_score(x, y, beta=beta, estimator="nrg", member_weights=mw, reduction="none")
+        wx,
+        wy,
+        lambda mw: energy_score(
+            x, y, beta=beta, estimator="nrg", member_weights=mw, reduction="none"
+        ),
     )
     return reduce(values, reduction)
 
@@ -587,9 +629,13 @@ def vrenergy_score(
     beta = check_beta(beta)
     x, y = _prepare(samples, target, sample_dim, 1)
     w = _weight_fn(w_func, a, b, x, multivariate=True)
-    _outcome_weights(x, y, w, -_INF, _INF, member_weights, multivariate=True)  # validates the weights
+    _outcome_weights(
+        x, y, w, -_INF, _INF, member_weights, multivariate=True
+    )  # validates the weights
     k = _energy_kernel(beta, _as_vector_weight(w, multivariate=True))
-    return kernel_score(x, y, kernel=k, estimator=estimator, member_weights=member_weights, reduction=reduction)
+    return kernel_score(
+        x, y, kernel=k, estimator=estimator, member_weights=member_weights, reduction=reduction
+    )
 
 
 # ------------------------------------------------------------------------------------------------- variogram
@@ -792,7 +838,9 @@ def vrvariogram_score(
     def gamma(t: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., d, d), finite gradients at 0
         diff = (t.unsqueeze(-1) - t.unsqueeze(-2)).abs()
         pos = diff > 0
-        return torch.where(pos, torch.where(pos, diff, torch.ones_like(diff)) ** p, torch.zeros_like(diff))
+        return torch.where(
+            pos, torch.where(pos, diff, torch.ones_like(diff)) ** p, torch.zeros_like(diff)
+        )
 
     xd, yd = x.to(dtype), y.to(dtype)
     mean_x = ((pi * wx).unsqueeze(-1).unsqueeze(-1) * gamma(xd)).sum(0)  # (*batch, d, d)
@@ -802,7 +850,9 @@ def vrvariogram_score(
     else:
         check_floating("weights", weights)
         if weights.shape[-2:] != (d, d):
-            raise ValueError(f"weights must have shape (d, d) = {(d, d)} or (*batch, d, d); got {tuple(weights.shape)}")
+            raise ValueError(
+                f"weights must have shape (d, d) = {(d, d)} or (*batch, d, d); got {tuple(weights.shape)}"
+            )
         values = (weights.to(dtype) * diff * diff).sum((-2, -1))
     return reduce(values, reduction)
 
@@ -925,7 +975,13 @@ def owkernel_score(
         wx,
         wy,
         lambda mw: kernel_score(
-            x, y, kernel=kernel, bandwidth=bandwidth, estimator="nrg", member_weights=mw, reduction="none"
+            x,
+            y,
+            kernel=kernel,
+            bandwidth=bandwidth,
+            estimator="nrg",
+            member_weights=mw,
+            reduction="none",
         ),
     )
     return reduce(values, reduction)
@@ -989,6 +1045,10 @@ def vrkernel_score(
     check_choice("estimator", estimator, _VR_ESTIMATORS)
     x, y = _prepare(samples, target, sample_dim, 1)
     w = _weight_fn(w_func, a, b, x, multivariate=True)
-    _outcome_weights(x, y, w, -_INF, _INF, member_weights, multivariate=True)  # validates the weights
+    _outcome_weights(
+        x, y, w, -_INF, _INF, member_weights, multivariate=True
+    )  # validates the weights
     k = _radial_kernel(kernel, bandwidth, _as_vector_weight(w, multivariate=True))
-    return kernel_score(x, y, kernel=k, estimator=estimator, member_weights=member_weights, reduction=reduction)
+    return kernel_score(
+        x, y, kernel=k, estimator=estimator, member_weights=member_weights, reduction=reduction
+    )
