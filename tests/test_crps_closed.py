@@ -651,7 +651,13 @@ def test_shape_and_type_errors():
         register_crps(int)
 
 
-def test_register_crps_resolves_by_mro():
+def test_register_crps_resolves_by_mro(monkeypatch):
+    from scoringrules_torch.functional import crps_closed
+
+    registry = crps_closed._CRPS_REGISTRY  # a private copy, so the registration does not outlive the test
+    monkeypatch.setattr(registry, "_table", dict(registry._table))
+    monkeypatch.setattr(registry, "_memo", {})
+
     class MyNormal(Normal):
         pass
 

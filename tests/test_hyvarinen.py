@@ -382,7 +382,13 @@ def test_bf16_autocast_and_bf16_inputs_finite():
 # ------------------------------------------------------------------------------------------------------------
 # Registry and errors
 # ------------------------------------------------------------------------------------------------------------
-def test_register_hyvarinen_overrides_by_mro():
+def test_register_hyvarinen_overrides_by_mro(monkeypatch):
+    from scoringrules_torch.functional import hyvarinen
+
+    registry = hyvarinen._REGISTRY  # a private copy, so the registration does not outlive the test
+    monkeypatch.setattr(registry, "_table", dict(registry._table))
+    monkeypatch.setattr(registry, "_memo", {})
+
     class MyNormal(Normal):
         pass
 
