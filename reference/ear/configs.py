@@ -6,7 +6,9 @@ saved as JSON inside every checkpoint and next to it as ``config.json``, so a ch
 
 Presets:
 
-- ``demo``: class-conditional Fashion-MNIST in pixel space on a CPU (the main job, about 20 minutes on 2 cores).
+- ``demo``: class-conditional Fashion-MNIST on a CPU in the latent space of a small KL autoencoder that the job
+  trains first and caches (the main job, about 15 minutes on 2 cores).
+- ``demo_pixel``: the same in pixel space (tokens are 7x7 pixel patches), for comparison.
 - ``tiny``: sklearn digits, seconds; used by the tests.
 - ``tiny_kl16``: the ImageNet code path (cached KL latents) at toy size, for tests and GPU smoke checks.
 - ``ear_b``, ``ear_l``, ``ear_h``: the paper's ImageNet 256x256 models on cached KL-16 latents, with the
@@ -85,7 +87,9 @@ class DataConfig:
 
     dataset: str = "imagenet_cached"  # fashion_mnist | digits | imagenet | imagenet_cached
     data_dir: str | None = None  # None: the dataset's default location
-    tokenizer: str = "kl16"  # patch (pixel patches) | kl16 (the MAR/EAR KL-16 VAE)
+    tokenizer: str = (
+        "kl16"  # patch (pixel patches) | kl16 (the MAR/EAR KL-16 VAE) | kl (learned in the job)
+    )
     image_size: int = 256  # images are image_size x image_size (after padding / cropping)
     patch_size: int = 1  # p x p patches of pixels (patch) or of latent cells (kl16)
     vae_path: str = "pretrained_models/vae/kl16.ckpt"
@@ -96,6 +100,15 @@ class DataConfig:
     flip: bool = True  # random horizontal flips (imagenet_cached: moments vs moments_flip)
     subset: int | None = None  # use only the first `subset` training images (tests, quick runs)
     num_workers: int = 8
+    # tokenizer="kl": the small KL autoencoder trained as the first stage (reference/ear/autoencoder.py), with
+    # vae_embed_dim latent channels, vae_ch channels and vae_num_res_blocks blocks; cached in ae_cache_dir
+    ae_steps: int = 600
+    ae_batch_size: int = 128
+    ae_lr: float = 2e-3
+    ae_kl_weight: float = (
+        1e-3  # weight of KL(q(z|x) || N(0, I)) per pixel against the L1 + L2 reconstruction
+    )
+    ae_cache_dir: str = "runs/tokenizers"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -288,7 +301,7 @@ _RULES: dict[str, dict[str, Any]] = {
     },
     "data": {
         "dataset": {"fashion_mnist", "digits", "imagenet", "imagenet_cached"},
-        "tokenizer": {"patch", "kl16"},
+        "tokenizer": {"patch", "kl16", "kl"},
         "image_size": _GE1,
         "patch_size": _GE1,
         "vae_embed_dim": _GE1,
@@ -297,6 +310,10 @@ _RULES: dict[str, dict[str, Any]] = {
         "vae_scale": _POS,
         "subset": _GE1,
         "num_workers": _GE0,
+        "ae_steps": _GE1,
+        "ae_batch_size": _GE1,
+        "ae_lr": _POS,
+        "ae_kl_weight": _GE0,
     },
     "train": {
         "batch_size": _GE1,
@@ -484,9 +501,32 @@ def _ear(
 
 
 def _demo() -> RunConfig:
-    """Class-conditional Fashion-MNIST in pixel space, sized for 2 CPU cores and 20 minutes in total."""
+    """Class-conditional Fashion-MNIST in the latent space of a learned KL autoencoder (the paper's pipeline).
+
+    Stage 1 trains the small KL autoencoder (28x28 images padded to 32 -> 4 x 8 x 8 latents, cached); stage 2 is
+    EAR over 16 tokens of 2 x 2 latent cells (16 values each). Sized for 2 CPU cores and 15 minutes in total.
+    """
+    return apply_overrides(
+        _demo_pixel(),
+        [
+            'name="demo"',
+            "model.token_dim=16",
+            'data.tokenizer="kl"',
+            "data.image_size=32",
+            "data.patch_size=2",
+            "data.vae_embed_dim=4",
+            "data.vae_ch=32",
+            "data.vae_num_res_blocks=1",
+            "data.ae_steps=600",
+            "data.ae_batch_size=64",
+        ],
+    )
+
+
+def _demo_pixel() -> RunConfig:
+    """Class-conditional Fashion-MNIST in pixel space (7x7 patches), sized for 2 CPU cores and 20 minutes."""
     return RunConfig(
-        name="demo",
+        name="demo_pixel",
         model=ModelConfig(
             num_tokens=16,
             token_dim=49,
@@ -634,6 +674,7 @@ def _stage2(stage1: RunConfig) -> RunConfig:
 
 PRESETS = {
     "demo": _demo,
+    "demo_pixel": _demo_pixel,
     "tiny": _tiny,
     "tiny_kl16": _tiny_kl16,
     "ear_b": lambda: _ear("ear_b", 768, 24, 12, 1024, 6),

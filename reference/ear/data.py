@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from reference.ear.autoencoder import ensure_autoencoder
 from reference.ear.configs import DataConfig, RunConfig
 from reference.ear.distributed import Dist, check_same_count
 from reference.ear.tokenizer import AutoencoderKL, TokenDecoder, build_tokenizer, load_vae
@@ -67,8 +68,8 @@ RAW_SIZES = {"fashion_mnist": 28, "digits": 8}
 
 
 def raw_size(dc: DataConfig) -> int | None:
-    """Side of the dataset's original images (pixel datasets are padded to ``image_size``); else ``None``."""
-    return RAW_SIZES.get(dc.dataset) if dc.tokenizer == "patch" else None
+    """Side of the dataset's original images (in-memory datasets are padded to ``image_size``); else ``None``."""
+    return RAW_SIZES.get(dc.dataset)
 
 
 _FILES = {
@@ -463,6 +464,21 @@ class TrainData:
         else:  # unreachable after config validation
             raise ValueError(f"unknown data.dataset {dc.dataset!r}")
         check_same_count(self.n, d)
+        self.moments = None
+        self.tokenizer_summary: dict | None = None
+        if (
+            dc.tokenizer == "kl"
+        ):  # the first stage: the learned autoencoder (trained once, then cached)
+            if self.images is None:
+                raise ValueError(
+                    f"data.tokenizer='kl' (the learned autoencoder) needs an in-memory dataset "
+                    f"(fashion_mnist or digits); got data.dataset={dc.dataset!r}"
+                )
+            if dc.flip:
+                raise ValueError(
+                    "data.flip=true is not supported with data.tokenizer='kl'; set it false"
+                )
+            _, self.tokenizer_summary = ensure_autoencoder(dc, self.images.to(d.device), d)
         self.channels_last = (
             dc.dataset == "imagenet" and d.device.type == "cuda" and config.train.channels_last
         )
@@ -470,6 +486,16 @@ class TrainData:
             dc, d.device, channels_last=self.channels_last, vae_strict=vae_strict
         )
         self.decoder = TokenDecoder(self.tokenizer, raw_size(dc))
+        if (
+            dc.tokenizer == "kl"
+        ):  # posterior moments of every image, once; each step samples from them
+            with torch.no_grad():
+                self.moments = torch.cat(
+                    [
+                        self.tokenizer.vae.encode_moments(b.to(d.device))
+                        for b in self.images.split(1000)
+                    ]
+                )
         if self.tokenizer.token_dim != config.model.token_dim:
             raise ValueError(
                 f"model.token_dim={config.model.token_dim} but the tokenizer makes tokens of size "
@@ -479,7 +505,7 @@ class TrainData:
     def to_tokens(self, batch: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens of a batch (images in ``[-1, 1]`` or cached moments); ``flip`` (in-memory images only)."""
         dc = self.config.data
-        if dc.dataset == "imagenet_cached":
+        if dc.dataset == "imagenet_cached" or self.moments is not None:
             return self.tokenizer.moments_to_tokens(batch, sample=True)
         if dc.dataset == "imagenet":
             if self.channels_last:
@@ -506,6 +532,10 @@ class TrainData:
                     return
                 out = []
                 for idx in micro:
+                    if self.moments is not None:  # learned tokenizer: sample the cached posteriors
+                        x = self.moments[idx]
+                        out.append((self.to_tokens(x), self.labels[idx].to(self.device)))
+                        continue
                     x = self.images[idx].to(self.device, non_blocking=True)
                     flip = self._flips(batches, step, idx)
                     out.append((self.to_tokens(x, flip), self.labels[idx].to(self.device)))

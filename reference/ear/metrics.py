@@ -41,8 +41,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reference.ear.data import load_digits, load_fashion_mnist
+from reference.ear.data import RAW_SIZES, load_digits, load_fashion_mnist
 from reference.ear.sampling import class_labels, generate, save_grid
+from reference.ear.tokenizer import KLTokenizer
 
 __all__ = [
     "SmallCNN",
@@ -290,8 +291,13 @@ def score_images(
     inception: bool = False,
     device: torch.device | str = "cpu",
     verbose: bool = True,
+    reconstruct=None,
 ) -> dict:
-    """All demo metrics for generated ``images (n, 1, S, S)`` in ``[0, 1]`` with their ``labels``."""
+    """All demo metrics for generated ``images (n, 1, S, S)`` in ``[0, 1]`` with their ``labels``.
+
+    ``reconstruct`` (images in ``[0, 1]`` -> their tokenizer reconstructions), when given, adds the tokenizer's
+    floor: the FD and energy distance of reconstructed held-out images, which a perfect AR model would reach.
+    """
     run_dir = Path(run_dir)
     num_classes = config.model.num_classes
     n = len(images)
@@ -328,6 +334,11 @@ def score_images(
         "reference": "class-balanced held-out (test) images; floor = a disjoint held-out set of the same n",
         "eval_seconds_classifier": round(time.time() - t0, 1),
     }
+    if reconstruct is not None:
+        rec = torch.cat([reconstruct(b) for b in xte[floor].split(500)]).clamp(0, 1)
+        f_rec, _ = classifier_outputs(net, rec)
+        metrics["classifier_fd_tokenizer"] = frechet_distance(*gaussian_stats(f_rec), *r)
+        metrics["pixel_energy_distance_tokenizer"] = energy_distance(rec, xte[ref])
     if inception:
         net_i = inception_network(device)
         if net_i is None:
@@ -361,6 +372,11 @@ def format_metrics(m: dict) -> str:
         f"[eval] pixel energy distance       {m['pixel_energy_distance']:.4f}  (floor "
         f"{m['pixel_energy_distance_floor']:.4f})",
     ]
+    if "classifier_fd_tokenizer" in m:
+        lines.append(
+            f"[eval] tokenizer floor (reconstructed held-out images): FD "
+            f"{m['classifier_fd_tokenizer']:.3f}, energy distance {m['pixel_energy_distance_tokenizer']:.4f}"
+        )
     if m.get("inception_fid") is not None:
         lines.append(
             f"[eval] Inception FID               {m['inception_fid']:.2f}  (floor "
@@ -411,8 +427,9 @@ def evaluate_run(
         flush=True,
     )
     metrics = score_images(
-        u8.float() / 255, labels, config, run_dir, inception=ec.inception, device=device
-    )
+        u8.float() / 255, labels, config, run_dir, inception=ec.inception, device=device,
+        reconstruct=tokenizer_reconstructor(decode, config, device),
+    )  # fmt: skip
     metrics.update(
         {
             "seconds_per_image": spi,
@@ -423,6 +440,20 @@ def evaluate_run(
         }
     )
     return metrics
+
+
+def tokenizer_reconstructor(decode, config, device):
+    """Held-out images in ``[0, 1]`` -> tokenizer (posterior mean) -> images, for a learned KL tokenizer."""
+    tok = getattr(decode, "tokenizer", None)
+    if not isinstance(tok, KLTokenizer) or config.data.dataset not in RAW_SIZES:
+        return None
+    pad = (config.data.image_size - RAW_SIZES[config.data.dataset]) // 2
+
+    def reconstruct(x01: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x01.to(device) * 2 - 1, (pad, pad, pad, pad), value=-1.0)
+        return decode(tok.encode(x, sample=False)).cpu()
+
+    return reconstruct
 
 
 # -- ImageNet: FID, IS, precision / recall against a reference batch ------------------------------------------

@@ -436,10 +436,20 @@ def build_tokenizer(
     """The tokenizer named by a :class:`~reference.ear.configs.DataConfig` ``dc``, on ``device``.
 
     ``patch``: grey pixel patches of ``dc.image_size`` images. ``kl16``: the VAE loaded from ``dc.vae_path``
-    (``vae_strict``: see :func:`load_vae`), channels-last when ``channels_last``.
+    (``vae_strict``: see :func:`load_vae`), channels-last when ``channels_last``. ``kl``: the small autoencoder
+    that :func:`reference.ear.autoencoder.ensure_autoencoder` trained and cached, with its measured scale.
     """
     if dc.tokenizer == "patch":
         return PatchTokenizer(dc.image_size, dc.patch_size, channels=1)
+    if dc.tokenizer == "kl":  # the demo's learned autoencoder, cached by its first stage
+        from reference.ear.autoencoder import (
+            autoencoder_path,
+            autoencoder_settings,
+            load_autoencoder,
+        )
+
+        vae, summary = load_autoencoder(autoencoder_path(dc), autoencoder_settings(dc))
+        return KLTokenizer(vae.to(device), scale=summary["scale"], patch_size=dc.patch_size)
     arch = AutoencoderKL(dc.vae_embed_dim, ch=dc.vae_ch, num_res_blocks=dc.vae_num_res_blocks)
     vae = load_vae(dc.vae_path, arch, strict=vae_strict).to(device)
     if channels_last:
@@ -452,7 +462,7 @@ class TokenDecoder:
 
     Args:
         tokenizer: a :class:`PatchTokenizer` or :class:`KLTokenizer`.
-        crop_to: for pixel patches of padded images, the side of the original images (the centre is kept).
+        crop_to: for padded images, the side of the original images (the centre is kept).
     """
 
     def __init__(self, tokenizer, crop_to: int | None = None) -> None:
@@ -462,11 +472,11 @@ class TokenDecoder:
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         if isinstance(self.tokenizer, PatchTokenizer):
             x = self.tokenizer.decode(tokens.float())
-            s, r = x.shape[-1], self.crop_to
-            if r is not None and r != s:
-                lo = (s - r) // 2
-                x = x[..., lo : lo + r, lo : lo + r]
         else:
             grid = int(round(math.sqrt(tokens.shape[1])))
             x = self.tokenizer.decode(tokens.float(), grid)
+        s, r = x.shape[-1], self.crop_to
+        if r is not None and r != s:
+            lo = (s - r) // 2
+            x = x[..., lo : lo + r, lo : lo + r]
         return ((x.clamp(-1, 1) + 1) / 2).float()

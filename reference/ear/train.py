@@ -35,7 +35,7 @@ from reference.ear.metrics import evaluate_run
 from reference.ear.sampling import ema_weights, sample_grid
 from reference.ear.trainer import train
 
-__all__ = ["parse_args", "make_config", "main"]
+__all__ = ["parse_args", "make_config", "main", "completion_line"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,7 +99,7 @@ def make_config(args: argparse.Namespace) -> RunConfig:
 
 def sample_and_evaluate(model, result: dict, config: RunConfig, run_dir: Path, d, no_eval: bool):
     """The final sample grid and (when ``eval.enabled``) the evaluation; returns the metrics or ``None``."""
-    decode = result["data"].decode
+    decode = result["data"].decoder
     sample_grid(model, decode, config, run_dir / "samples.png", d.device)
     print(f"[train] sample grid: {run_dir / 'samples.png'}", flush=True)
     if not config.eval.enabled or no_eval:
@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = dict(metrics or {})  # the training summary is written even without evaluation
     metrics["train_seconds"] = round(result["train_seconds"], 1)
     metrics["train_steps"] = result["final_step"]
+    metrics["planned_steps"] = result["total_steps"]
+    metrics["fraction_completed"] = round(result["final_step"] / max(result["total_steps"], 1), 4)
+    metrics["stopped_by_time_cap"] = result["final_step"] < result["total_steps"]
+    if result["data"].tokenizer_summary is not None:
+        metrics["tokenizer"] = result["data"].tokenizer_summary
     metrics["skipped_steps"] = result["skipped_steps"]
     metrics["skipped_items"] = result["skipped_items"]
     metrics["total_seconds"] = round(time.time() - t_start, 1)
@@ -150,7 +155,20 @@ def main(argv: list[str] | None = None) -> dict:
         f"log {run_dir / 'log.csv'}, total {time.time() - t_start:.0f} s",
         flush=True,
     )
+    print(completion_line(metrics, config), flush=True)
     return result
+
+
+def completion_line(metrics: dict, config: RunConfig) -> str:
+    """The run's last printed line: whether training completed its planned steps or a time cap cut it."""
+    done, planned = metrics["train_steps"], metrics["planned_steps"]
+    if not metrics["stopped_by_time_cap"]:
+        return f"[train] training complete: {done} of {planned} planned steps"
+    return (
+        f"[train] training INCOMPLETE: the time cap (train.max_train_minutes="
+        f"{config.train.max_train_minutes}) stopped it at step {done} of {planned} "
+        f"({100 * metrics['fraction_completed']:.0f} % of the planned steps); the metrics are of this shorter run"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from reference.ear.experiments import ablations
 def _argv(tmp_path, steps: int, finetune: int) -> list[str]:
     """The tiny preset, inline (no worker processes), no Inception; work and results under ``tmp_path``."""
     return [
+        *("--plan", "full"),
         *(
             "--preset",
             "tiny",
@@ -80,3 +81,47 @@ def test_a_failed_run_marks_its_evaluations_and_the_rest_goes_on(tmp_path, monke
     assert not (
         tmp_path / "work" / "results" / "train" / "alpha2.json"
     ).exists()  # retried next time
+
+
+def test_seed_plan_trains_every_arm_with_every_seed_and_changes_one_setting():
+    plan = ablations.make_seed_plan(steps=50, seeds=3)
+    arms = [a for a, _, _ in ablations.SEED_ARMS]
+    assert set(plan.trains) == {f"{a}_s{s}" for a in arms for s in (1, 2, 3)}
+    assert {t.steps for t in plan.trains.values()} == {50}
+    for arm, overrides, _ in ablations.SEED_ARMS:
+        for s in (1, 2, 3):
+            assert plan.trains[f"{arm}_s{s}"].overrides == [*overrides, f"train.seed={s}"]
+        assert len(overrides) == (0 if arm == "ear" else 1)
+    assert (
+        "model.mask_ratio_min=0.05" in dict((a, o) for a, o, _ in ablations.SEED_ARMS)["mask_low"]
+    )
+
+
+def test_tiny_seed_sweep_reports_mean_and_spread_per_arm(tmp_path):
+    import statistics
+
+    import torch
+
+    flush_before = torch.set_flush_denormal(False)
+    argv = [
+        *("--plan", "seeds", "--seeds", "2", "--preset", "tiny", "--steps", "2", "--n", "20"),
+        *(
+            "--workers",
+            "0",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--results",
+            str(tmp_path / "out"),
+        ),
+    ]
+    out = ablations.main(argv)
+    assert not {k: v for k, v in out["results"].items() if "error" in v}
+    table = (tmp_path / "out" / "seeds.md").read_text()
+    saved = json.loads((tmp_path / "out" / "seeds.json").read_text())
+    for arm, _, label in ablations.SEED_ARMS:
+        assert label in table
+        fds = [out["results"][f"eval/{arm}_s{s}__cfg3_t0.7"]["classifier_fd"] for s in (1, 2)]
+        got = saved["summary"][arm]["classifier_fd"]
+        assert got["values"] == fds
+        assert got["mean"] == statistics.fmean(fds) and got["sd"] == statistics.stdev(fds)
+    assert torch.tensor(1e-310, dtype=torch.float64).item() != 0.0 and flush_before is not None

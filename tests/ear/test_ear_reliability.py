@@ -230,7 +230,9 @@ def test_unreadable_items_are_counted_in_the_log_the_summary_and_metrics_json(
                 ["--config", str(tmp_path / "cfg.json"), "--run-dir", str(run), "--no-progress"]
             )
     finally:
-        torch.set_flush_denormal(False)  # main() turns it on for CPU runs; the suite runs without it
+        torch.set_flush_denormal(
+            False
+        )  # main() turns it on for CPU runs; the suite runs without it
     # the corrupt file's index, counted independently from the batch order
     data = TrainData(cfg, Dist())
     bad_index = [i for i, (p, _) in enumerate(data.dataset.items) if Path(p) == bad[0]][0]
