@@ -302,9 +302,9 @@ class DistributionalDiffusionHead(HeadBase):
         self.parameterization = parameterization
         self.score_kwargs = dict(score_kwargs or {})
         self.net = _SamplingDenoiser(token_dim, cond_dim, noise_dim, width, depth, freq_dim)
-        self._alphas_cumprod = torch.tensor(
-            cosine_alphas_cumprod(num_train_timesteps), dtype=torch.float64
-        )
+        self._alpha_bars = cosine_alphas_cumprod(num_train_timesteps)  # floats, for the sampler
+        # on the CPU even when the head is built under torch.device("meta"); moved per call
+        self._alphas_cumprod = torch.tensor(self._alpha_bars, dtype=torch.float64, device="cpu")
 
     def extra_repr(self) -> str:
         return (
@@ -469,7 +469,7 @@ class DistributionalDiffusionHead(HeadBase):
         steps = self.num_sampling_steps if num_steps is None else check_int("num_steps", num_steps, 1)
         eta = self.eta if eta is None else check_real("eta", eta, low=0.0, high=1.0)
         taus = trailing_timesteps(self.num_train_timesteps, steps)
-        ab_all = self._alphas_cumprod.tolist()
+        ab_all = self._alpha_bars
         zf = z.reshape(-1, self.cond_dim)
         n = zf.shape[0]
         dtype = self._loss_dtype(z)
