@@ -41,7 +41,7 @@ from scoringrules_torch.heads import (
 )
 
 TOKEN_DIM = 2
-HEADS = ("implicit", "diffusion", "distributional_diffusion", "mixture", "gaussian")
+HEADS = ("implicit", "diffusion", "distributional_diffusion", "x0_regression", "mixture", "gaussian")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -120,6 +120,12 @@ def make_head(name: str, cond_dim: int) -> PredictiveHead:
     if name == "distributional_diffusion":  # De Bortoli et al.: the denoiser draws x0, energy-score trained
         return DistributionalDiffusionHead(
             TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_sampling_steps=8, num_samples=4
+        )
+    if name == "x0_regression":  # ablation: the same network and sampler trained by x0 regression
+        # (beta=2, lambda=0: the squared error, whose minimiser is the posterior MEAN, a standard diffusion model)
+        return DistributionalDiffusionHead(
+            TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_sampling_steps=8, num_samples=4,
+            beta=2.0, spread_weight=0.0,
         )
     if name == "mixture":  # GIVT-like mixture of Gaussians trained by the log score
         return GaussianMixtureHead(TOKEN_DIM, cond_dim, num_components=4, hidden=64, depth=2)
