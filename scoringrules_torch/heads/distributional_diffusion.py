@@ -37,7 +37,7 @@ __all__ = ["DistributionalDiffusionHead", "trailing_timesteps"]
 
 _SCORES = ("energy", "kernel")
 _ENERGY_ESTIMATORS = ("fair", "nrg", "pairs", "akr", "akr_circperm")
-_PARAMETERIZATIONS = ("v", "x0")
+_PARAMETERIZATIONS = ("x0", "v")
 
 
 @lru_cache(maxsize=32)
@@ -122,9 +122,10 @@ class DistributionalDiffusionHead(HeadBase):
     ``Linear([x_t, xi])`` and whose modulation is ``SiLU(TimestepMLP(t) + Linear(z) + Linear(xi))``; its
     output ``F`` is read as (``parameterization``)
 
-    - ``"v"`` (default): ``x0_hat = sqrt(ab_t) x_t - sqrt(1 - ab_t) F`` (the v-parameterisation: near
-      ``t = 0`` the draw defaults to ``x_t``, near ``t = T`` the network generates ``x0`` outright);
-    - ``"x0"``: ``x0_hat = F``.
+    - ``"x0"`` (default): ``x0_hat = F``, the network draws the clean token directly (as in the paper);
+    - ``"v"``: ``x0_hat = sqrt(ab_t) x_t - sqrt(1 - ab_t) F`` (the v-parameterisation: near ``t = 0`` the draw
+      defaults to ``x_t``, near ``t = T`` the network generates ``x0`` outright). On the head-swap example it
+      gave 1.5 to 3 times the energy distance of ``"x0"`` at 2 to 8 steps (3 seeds; see the docs page).
 
     Modulation and output layers start at zero (as in the other heads), so at step 0 every draw is the same
     and the score's gradients are finite there.
@@ -185,7 +186,7 @@ class DistributionalDiffusionHead(HeadBase):
             ``"akr_circperm"``).
         eta: default stochasticity of the sampler in ``[0, 1]`` (0: DDIM); ``sample(..., eta=...)``
             overrides.
-        parameterization: ``"v"`` (default) or ``"x0"``.
+        parameterization: ``"x0"`` (default) or ``"v"``.
         freq_dim: size of the sinusoidal timestep features (256).
         score_kwargs: keywords for :func:`~scoringrules_torch.functional.kernel_score` (``score="kernel"``).
 
@@ -234,7 +235,7 @@ class DistributionalDiffusionHead(HeadBase):
         spread_weight: float = 1.0,
         estimator: str = "fair",
         eta: float = 0.0,
-        parameterization: str = "v",
+        parameterization: str = "x0",
         freq_dim: int = 256,
         score_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -276,7 +277,7 @@ class DistributionalDiffusionHead(HeadBase):
         self.eta = check_real("eta", eta, low=0.0, high=1.0)
         if not isinstance(parameterization, str):
             raise TypeError(
-                f"parameterization must be 'v' or 'x0'; got {type(parameterization).__name__}"
+                f"parameterization must be 'x0' or 'v'; got {type(parameterization).__name__}"
             )
         check_choice("parameterization", parameterization, _PARAMETERIZATIONS)
         if score_kwargs is not None and not isinstance(score_kwargs, dict):

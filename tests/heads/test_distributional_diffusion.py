@@ -127,7 +127,7 @@ def test_kernel_score_option_equals_a_float64_loop():
     t = torch.randint(0, 20, (1, 3), generator=gen)
     eps = torch.randn(1, 3, D, dtype=torch.float64, generator=gen)
     xi = torch.randn(m, 1, 3, head.noise_dim, dtype=torch.float64, generator=gen)
-    got = head.loss(z, y, reduction="none", t=t, eps=eps, noise=xi)
+    got = head.loss(z, y, reduction="none", t=t, eps=eps, noise=xi).detach()
     ab = head.alphas_cumprod(t, torch.float64)[..., None]
     draws = head.predict_x0(
         (ab.sqrt() * y + (1 - ab).sqrt() * eps).expand(m, 1, 3, D), t, head.embed_condition(z), xi
@@ -338,8 +338,8 @@ BAD = [
     ("estimator", "pwm", ValueError, "estimator must be one of 'fair', 'nrg', 'pairs'"),
     ("estimator", 3, TypeError, "estimator must be a string; got int"),
     ("eta", -0.1, ValueError, r"eta must be a finite number in \[0, 1\]; got -0.1"),
-    ("parameterization", "eps", ValueError, "parameterization must be one of 'v', 'x0'"),
-    ("parameterization", 1, TypeError, "parameterization must be 'v' or 'x0'; got int"),
+    ("parameterization", "eps", ValueError, "parameterization must be one of 'x0', 'v'"),
+    ("parameterization", 1, TypeError, "parameterization must be 'x0' or 'v'; got int"),
     ("freq_dim", 1, ValueError, "freq_dim must be an int >= 2; got 1"),
     ("score_kwargs", [1], TypeError, "score_kwargs must be a dict or None; got list"),
     ("score_kwargs", {"bandwidth": 1.0}, ValueError, "score_kwargs is not used with score='energy'"),
@@ -393,4 +393,4 @@ def test_call_errors():
 def test_is_a_predictive_head_and_repr():
     head = DistributionalDiffusionHead(D, C, width=16, depth=1)
     assert isinstance(head, PredictiveHead)
-    assert "spread_weight=1.0" in repr(head) and "parameterization='v'" in repr(head)
+    assert "spread_weight=1.0" in repr(head) and "parameterization='x0'" in repr(head)
