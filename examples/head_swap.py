@@ -6,7 +6,7 @@ The data is a 2-D sequence with a known, bimodal next-step law:
 
 where ``u(x)`` is the unit vector perpendicular to ``x`` (counter-clockwise). Given the past, the next point sits in
 one of two well separated blobs, so a unimodal Gaussian head must smear its mass over both (and over the empty
-middle), while an implicit generator trained by the energy score, a diffusion head and a mixture can put their mass
+middle), while an implicit generator trained by the energy score, the two diffusion heads and a mixture can put their mass
 where the data is.
 
 Every head implements the same protocol (``loss(z, target, mask)`` / ``sample(z, num_samples=m)``), so the model code
@@ -17,8 +17,10 @@ steps and reports the held-out **energy distance** between the model's next-step
 
 estimated per context with unbiased U-statistics and averaged over held-out contexts (lower is better; 0 iff P = Q).
 
-Run:  python examples/head_swap.py                     (all four heads, under a minute each on one CPU core)
+Run:  python examples/head_swap.py                     (all five heads, under a minute each on one CPU core)
       python examples/head_swap.py --heads implicit gaussian --steps 200
+      python examples/head_swap.py --heads diffusion distributional_diffusion implicit --sampling-steps 2 4 8
+                                                        (few-step table: diffusion heads at 2, 4, 8 steps)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import nn
 
 from scoringrules_torch.heads import (
     DiffusionHead,
+    DistributionalDiffusionHead,
     GaussianHead,
     GaussianMixtureHead,
     ImplicitGeneratorHead,
@@ -38,7 +41,7 @@ from scoringrules_torch.heads import (
 )
 
 TOKEN_DIM = 2
-HEADS = ("implicit", "diffusion", "mixture", "gaussian")
+HEADS = ("implicit", "diffusion", "distributional_diffusion", "x0_regression", "mixture", "gaussian")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,6 +117,16 @@ def make_head(name: str, cond_dim: int) -> PredictiveHead:
         return DiffusionHead(
             TOKEN_DIM, cond_dim, width=64, depth=2, num_sampling_steps=50, num_samples=4
         )
+    if name == "distributional_diffusion":  # De Bortoli et al.: the denoiser draws x0, energy-score trained
+        return DistributionalDiffusionHead(
+            TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_sampling_steps=8, num_samples=4
+        )
+    if name == "x0_regression":  # ablation: the same network and sampler trained by x0 regression
+        # (beta=2, lambda=0: the squared error, whose minimiser is the posterior MEAN, a standard diffusion model)
+        return DistributionalDiffusionHead(
+            TOKEN_DIM, cond_dim, width=64, depth=2, noise_dim=16, num_sampling_steps=8, num_samples=4,
+            beta=2.0, spread_weight=0.0,
+        )
     if name == "mixture":  # GIVT-like mixture of Gaussians trained by the log score
         return GaussianMixtureHead(TOKEN_DIM, cond_dim, num_components=4, hidden=64, depth=2)
     if name == "gaussian":  # diagonal Gaussian trained by the log score
@@ -139,15 +152,24 @@ def energy_distance(model_samples: torch.Tensor, true_samples: torch.Tensor) -> 
 
 @torch.no_grad()
 def evaluate(
-    model: CausalModel, seqs: torch.Tensor, *, num_samples: int = 32, seed: int = 1
+    model: CausalModel,
+    seqs: torch.Tensor,
+    *,
+    num_samples: int = 32,
+    seed: int = 1,
+    num_steps: int | None = None,
 ) -> float:
-    """Mean held-out energy distance over every (sequence, position) context of ``seqs``."""
+    """Mean held-out energy distance over every (sequence, position) context of ``seqs``.
+
+    ``num_steps`` sets the number of sampling steps of a diffusion head (its default when None).
+    """
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     z = model.hidden(seqs).reshape(-1, model.head.cond_dim)  # (C, D)
     last = seqs.reshape(-1, TOKEN_DIM)  # x_t for each context
     torch.manual_seed(seed)
-    drawn = model.head.sample(z, num_samples=num_samples).transpose(0, 1)  # (C, m, 2)
+    kwargs = {} if num_steps is None else {"num_steps": num_steps}
+    drawn = model.head.sample(z, num_samples=num_samples, **kwargs).transpose(0, 1)  # (C, m, 2)
     truth = true_next(last.unsqueeze(1).expand(-1, num_samples, -1), gen)  # (C, k, 2)
     model.train()
     return energy_distance(drawn.float(), truth.float()).mean().item()
@@ -163,8 +185,13 @@ def train_head(
     lr: float = 2e-3,
     seed: int = 0,
     eval_seqs: int = 64,
+    sampling_steps: tuple[int, ...] = (),
 ) -> dict[str, float]:
-    """Train the model with head ``name``; return the held-out energy distance and the time taken."""
+    """Train the model with head ``name``; return the held-out energy distance and the time taken.
+
+    For the diffusion heads, ``sampling_steps`` adds ``energy_distance@S``: the held-out energy distance
+    when sampling with ``S`` steps (same trained model, same evaluation noise).
+    """
     torch.manual_seed(seed)
     data_gen = torch.Generator().manual_seed(seed)
     model = CausalModel(make_head(name, cond_dim=64))
@@ -183,12 +210,16 @@ def train_head(
     train_s, train_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     held_out = make_sequences(eval_seqs, length, torch.Generator().manual_seed(10_000 + seed))
     ed = evaluate(model, held_out)
-    return {
+    out = {
         "energy_distance": ed,
         "final_loss": loss.item(),
         "train_seconds": train_s,
         "train_cpu_seconds": train_cpu,
     }
+    if isinstance(model.head, (DiffusionHead, DistributionalDiffusionHead)):
+        for num_steps in sampling_steps:
+            out[f"energy_distance@{num_steps}"] = evaluate(model, held_out, num_steps=num_steps)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -196,13 +227,27 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sampling-steps",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also evaluate the diffusion heads with these numbers of sampling steps (e.g. 2 4 8)",
+    )
     args = parser.parse_args(argv)
     results = {}
     for name in args.heads:
-        res = train_head(name, steps=args.steps, seed=args.seed)
+        res = train_head(
+            name, steps=args.steps, seed=args.seed, sampling_steps=tuple(args.sampling_steps)
+        )
         results[name] = res
+        few = "".join(
+            f", @{s} steps {res[f'energy_distance@{s}']:.4f}"
+            for s in args.sampling_steps
+            if f"energy_distance@{s}" in res
+        )
         print(
-            f"{name:>10}: held-out energy distance {res['energy_distance']:.4f}  "
+            f"{name:>10}: held-out energy distance {res['energy_distance']:.4f}{few}  "
             f"(final train loss {res['final_loss']:.3f}; training {res['train_seconds']:.1f} s wall, "
             f"{res['train_cpu_seconds']:.1f} s CPU)",
             flush=True,

@@ -73,7 +73,7 @@ class ModelConfig:
     score_batch_mul: int = 2  # pairs per token: the head draws 2 x score_batch_mul samples
     beta: float = 1.0  # energy-score exponent (the paper's alpha), in (0, 2)
     train_temperature: float = 1.0  # tau_train: weight of the spread term (1 = strictly proper)
-    diffusion_steps: int = 100  # only for head="diffusion"
+    diffusion_steps: int = 100  # default sampling steps of head="diffusion" / "distributional_diffusion"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -183,6 +183,7 @@ class SampleConfig:
     compile: bool = (
         False  # torch.compile the backbone blocks and the head for sampling (dynamic shapes)
     )
+    head_steps: int | None = None  # sampling steps of a diffusion head (None: model.diffusion_steps)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -289,7 +290,7 @@ _RULES: dict[str, dict[str, Any]] = {
         "attn_dropout": _UNIT_HALF_OPEN,
         "proj_dropout": _UNIT_HALF_OPEN,
         "mask_ratio_min": (0, 1, True, False),
-        "head": {"implicit", "diffusion", "gaussian"},
+        "head": {"implicit", "diffusion", "distributional_diffusion", "gaussian"},
         "head_width": _GE1,
         "head_depth": _GE0,
         "noise_dim": _GE1,
@@ -348,6 +349,7 @@ _RULES: dict[str, dict[str, Any]] = {
         "batch_size": _GE1,
         "num_images": _GE1,
         "grid_per_class": _GE1,
+        "head_steps": _GE1,
     },
     "eval": {"num_images": _GE1, "classifier_epochs": _GE0},
 }

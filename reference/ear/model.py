@@ -29,6 +29,7 @@ References:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator
 
@@ -127,12 +128,22 @@ def build_head(config: ModelConfig) -> nn.Module:
     trained with the energy score (exponent ``beta``) on ``score_batch_mul`` disjoint sample pairs per token,
     with the spread term weighted by ``train_temperature`` (EAR's tau_train; 1 is strictly proper).
     ``"noise"`` picks the generator's noise (``"uniform"``, EAR's, or ``"gaussian"``, the paper's Table 3).
-    ``"diffusion"`` is MAR's denoiser (diffusion loss) with MAR's unclipped sampler, for comparison. ``"gaussian"`` is the paper's Gaussian
+    ``"diffusion"`` is MAR's denoiser (diffusion loss) with MAR's unclipped sampler, for comparison.
+    ``"distributional_diffusion"`` is De Bortoli et al.'s denoiser that draws ``x0`` (generalised energy score with
+    exponent ``beta`` on ``2 * score_batch_mul`` draws per noised token; ``train_temperature`` is the paper's
+    spread weight lambda, in ``[0, 1]``; Gaussian noise of size ``noise_dim``; ``diffusion_steps`` DDIM steps by
+    default). Both diffusion heads take the number of sampling steps at sampling time
+    (:meth:`EAR.sample`'s ``head_steps``). ``"gaussian"`` is the paper's Gaussian
     Transformer (Section 5.4): a residual-MLP read-out of the mean (``head_width``, ``head_depth``) with a fixed
     unit standard deviation, trained with the log score of ``N(mu, I)``, i.e. half the squared error plus a
     constant (the MSE loss); its sampling temperature is the inference standard deviation.
     """
-    from scoringrules_torch.heads import DiffusionHead, GaussianHead, ImplicitGeneratorHead
+    from scoringrules_torch.heads import (
+        DiffusionHead,
+        DistributionalDiffusionHead,
+        GaussianHead,
+        ImplicitGeneratorHead,
+    )
 
     if config.head == "implicit":
         return ImplicitGeneratorHead(
@@ -158,6 +169,18 @@ def build_head(config: ModelConfig) -> nn.Module:
             num_samples=config.score_batch_mul,
             clip_denoised=None,  # MAR's unclipped sampler, as the official comparison uses
         )
+    if config.head == "distributional_diffusion":
+        return DistributionalDiffusionHead(
+            config.token_dim,
+            config.width,
+            width=config.head_width,
+            depth=config.head_depth,
+            noise_dim=config.noise_dim,
+            num_sampling_steps=config.diffusion_steps,
+            num_samples=2 * config.score_batch_mul,
+            beta=config.beta,
+            spread_weight=config.train_temperature,
+        )
     if config.head == "gaussian":
         return GaussianHead(
             config.token_dim,
@@ -168,7 +191,8 @@ def build_head(config: ModelConfig) -> nn.Module:
             depth=config.head_depth,
         )
     raise ValueError(
-        f"model.head must be 'implicit', 'diffusion' or 'gaussian'; got {config.head!r}"
+        "model.head must be 'implicit', 'diffusion', 'distributional_diffusion' or 'gaussian'; got "
+        f"{config.head!r}"
     )
 
 
@@ -382,6 +406,7 @@ class EAR(nn.Module):
         cfg: float = 1.0,
         cfg_schedule: str = "linear",
         temperature: float = 1.0,
+        head_steps: int | None = None,
     ) -> torch.Tensor:
         """Generate tokens ``(B, L, token_dim)`` for class ``labels (B,)``.
 
@@ -389,8 +414,20 @@ class EAR(nn.Module):
         current tokens, predicts the scheduled tokens with one head call (already predicted tokens are never
         revised). Causal: ``L`` steps in raster order. With ``cfg != 1`` the batch is doubled (class / null
         class) and the head sees ``z_u + s (z_c - z_u)``. ``temperature`` is passed to the head (EAR: tau_infer,
-        scaling only the AdaLN shifts of the generator's residual blocks).
+        scaling only the AdaLN shifts of the generator's residual blocks). ``head_steps`` sets the number of
+        sampling steps of a diffusion head (``None``: the head's default, ``model.diffusion_steps``); other
+        heads draw in one pass and reject it.
         """
+        head_kwargs = {}
+        if head_steps is not None:
+            if isinstance(head_steps, bool) or not isinstance(head_steps, int) or head_steps < 1:
+                raise ValueError(f"head_steps must be None or an int >= 1; got {head_steps!r}")
+            if "num_steps" not in inspect.signature(self.head.sample).parameters:
+                raise ValueError(
+                    f"head_steps={head_steps} needs a head with sampling steps (model.head 'diffusion' or "
+                    f"'distributional_diffusion'); this model's head is {type(self.head).__name__}"
+                )
+            head_kwargs["num_steps"] = head_steps
         c = self.config
         b, L = labels.shape[0], c.num_tokens
         device = labels.device
@@ -416,7 +453,7 @@ class EAR(nn.Module):
                 scale = 1.0 + (cfg - 1.0) * (i + 1) / L if cfg_schedule == "linear" else cfg
                 if use_cfg:
                     z = guide(z[:b], z[b:], scale)
-                tokens[:, i] = self.head.sample(z, temperature=temperature).to(dtype)
+                tokens[:, i] = self.head.sample(z, temperature=temperature, **head_kwargs).to(dtype)
             return tokens
 
         mask = torch.ones(b, L, dtype=torch.bool, device=device)
@@ -432,7 +469,7 @@ class EAR(nn.Module):
             zc = z[:b][to_pred]
             if use_cfg:
                 zc = guide(zc, z[b:][to_pred], scale)
-            tokens[to_pred] = self.head.sample(zc, temperature=temperature).to(dtype)
+            tokens[to_pred] = self.head.sample(zc, temperature=temperature, **head_kwargs).to(dtype)
             mask = new_mask
         return tokens
 

@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         bf16=d.device.type == "cuda",
         progress=d.main,
         decode=decode,
+        head_steps=sc.head_steps,
     )
     ckpt = Path(args.ckpt)
     out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent)

@@ -84,8 +84,12 @@ def generate(
     bf16: bool = False,
     progress: bool = False,
     decode=None,
+    head_steps: int | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Tokens for ``labels`` in batches; returns ``(tokens on CPU, seconds per image)``.
+
+    ``head_steps`` sets the sampling steps of a diffusion head (``sample.head_steps``; ``None``: the head's
+    default).
 
     With ``decode`` (tokens -> images in ``[0, 1]``), each batch is decoded on the device and the result is
     uint8 images on the CPU instead of float tokens. Seconds per image exclude the first batch (warm-up)
@@ -105,6 +109,7 @@ def generate(
                 cfg=cfg,
                 cfg_schedule=cfg_schedule,
                 temperature=temperature,
+                head_steps=head_steps,
             )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -195,5 +200,6 @@ def sample_grid(
             cfg=sc.cfg,
             cfg_schedule=sc.cfg_schedule,
             temperature=sc.temperature,
+            head_steps=sc.head_steps,
         )
     save_grid(decode(tokens), Path(path), ncol=sc.grid_per_class)

@@ -18,11 +18,41 @@ def _example():
     return module
 
 
-@pytest.mark.parametrize("name", ["implicit", "diffusion", "mixture", "gaussian"])
+@pytest.mark.parametrize(
+    "name",
+    ["implicit", "diffusion", "distributional_diffusion", "x0_regression", "mixture", "gaussian"],
+)
+@pytest.mark.filterwarnings("ignore:energy score with beta=2")  # the x0_regression ablation's beta=2
 def test_smoke_every_head_trains_and_evaluates(name):
     ex = _example()
-    res = ex.train_head(name, steps=3, batch=4, length=6, eval_seqs=2)
+    assert name in ex.HEADS
+    res = ex.train_head(name, steps=3, batch=4, length=6, eval_seqs=2, sampling_steps=(1, 2))
     assert math.isfinite(res["energy_distance"]) and math.isfinite(res["final_loss"])
+    few = {k for k in res if k.startswith("energy_distance@")}
+    if "diffusion" in name or name == "x0_regression":
+        assert few == {"energy_distance@1", "energy_distance@2"}
+        assert all(math.isfinite(res[k]) for k in few)
+    else:
+        assert few == set()
+
+
+def test_few_step_evaluation_uses_the_requested_steps():
+    """``evaluate(..., num_steps=S)`` runs a diffusion head's denoiser S times per draw."""
+    import torch
+
+    ex = _example()
+    torch.manual_seed(0)
+    model = ex.CausalModel(ex.make_head("distributional_diffusion", cond_dim=64))
+    seqs = ex.make_sequences(2, 4, torch.Generator().manual_seed(0))
+    calls = []
+    handle = model.head.net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        ex.evaluate(model, seqs, num_samples=3, num_steps=2)
+        assert len(calls) == 2
+        ex.evaluate(model, seqs, num_samples=3)
+        assert len(calls) == 2 + model.head.num_sampling_steps
+    finally:
+        handle.remove()
 
 
 def test_energy_distance_estimator_is_zero_in_expectation_for_equal_laws():
