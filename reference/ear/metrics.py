@@ -409,6 +409,7 @@ def evaluate_run(
             batch_size=sc.batch_size,
             device=device,
             bf16=device.type == "cuda",
+            head_steps=sc.head_steps,
         )
     images = torch.cat([decode(t.to(device)).cpu() for t in tokens.split(1000)])
     u8 = (images * 255).round().to(torch.uint8)
