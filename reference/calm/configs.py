@@ -71,8 +71,8 @@ class ModelConfig:
     depth: int = 4
     num_heads: int = 4
     context: int = 128  # tokens of context (the continuous LM sees context / chunk positions)
-    head_width: int = 256
-    head_depth: int = 3
+    head_width: int = 128
+    head_depth: int = 2
     num_samples: int = 8  # model samples per position in the energy loss (CALM: 8)
     target_samples: int = 32  # AE-posterior samples per position (CALM: 100)
 

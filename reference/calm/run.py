@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+ROOT_HINT = Path(__file__).resolve().parents[2]  # the repository root (made importable for script use)
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(ROOT_HINT))
 
 from reference.calm.brierlm import (  # noqa: E402
     brier_n,
@@ -45,7 +46,7 @@ from reference.calm.data import split_corpus  # noqa: E402
 from reference.calm.model import ChunkAutoencoder, ContinuousLM, TokenLM  # noqa: E402
 from reference.calm.tokenizer import BPETokenizer  # noqa: E402
 
-__all__ = ["main", "run", "save_atomic", "load_checkpoint", "step_flops"]
+__all__ = ["ROOT_HINT", "main", "run", "save_atomic", "load_checkpoint", "step_flops"]
 
 
 def save_atomic(path: Path, payload: dict) -> None:
