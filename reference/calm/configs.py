@@ -73,7 +73,7 @@ class ModelConfig:
     context: int = 128  # tokens of context (the continuous LM sees context / chunk positions)
     head_width: int = 128
     head_depth: int = 2
-    num_samples: int = 8  # model samples per position in the energy loss (CALM: 8)
+    num_samples: int = 4  # model samples per position in the energy loss (CALM: 8; see docs/calm.md)
     target_samples: int = 32  # AE-posterior samples per position (CALM: 100)
 
     def __post_init__(self) -> None:
@@ -93,10 +93,10 @@ class ModelConfig:
 class TrainConfig:
     seed: int = 0
     threads: int = 2
-    ae_steps: int = 3000
+    ae_steps: int = 4000
     ae_batch: int = 256  # chunks per AE step
     ae_lr: float = 2e-3
-    lm_flops: float = 2.0e13  # training FLOPs of EACH language model (equal budgets)
+    lm_flops: float = 1.1e13  # training FLOPs of EACH language model (equal budgets)
     lm_batch: int = 16  # sequences of `context` tokens per LM step
     lm_lr: float = 1e-3
     warmup: int = 100
