@@ -17,6 +17,14 @@ from typing import Any
 __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "RunConfig", "preset", "apply_overrides"]
 
 
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value < 1:
+            where = f"{type(obj).__name__[:-6].lower()}.{name}"
+            raise ValueError(f"config {where} must be >= 1; got {value!r}")
+
+
 def _check(obj: Any) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
@@ -85,6 +93,8 @@ class ModelConfig:
                 f"config model.context ({self.context}) must be a multiple of model.chunk ({self.chunk}) "
                 f"with at least 2 chunks"
             )
+        _positive(self, "chunk", "latent_dim", "ae_embed", "ae_hidden", "width", "depth", "num_heads",
+                  "head_width", "target_samples")
         if self.num_samples < 2:
             raise ValueError(f"config model.num_samples must be >= 2; got {self.num_samples}")
 
@@ -107,6 +117,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self)
+        _positive(self, "threads", "ae_steps", "ae_batch", "lm_batch", "log_every")
+        if self.lm_flops <= 0 or self.ae_lr <= 0 or self.lm_lr <= 0:
+            raise ValueError("config train.lm_flops, train.ae_lr and train.lm_lr must be > 0")
 
 
 @dataclass
@@ -120,6 +133,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check(self)
+        _positive(self, "block", "max_blocks", "candidates", "sample_tokens", "prompt_tokens")
         for t in self.temperatures:
             n = 1.0 / t if t > 0 else 0.0
             if t <= 0 or abs(n - round(n)) > 1e-6:
@@ -135,6 +149,12 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "sample_tokens"):
+            if getattr(self.eval, name) % self.model.chunk:
+                raise ValueError(
+                    f"config eval.{name} ({getattr(self.eval, name)}) must be a multiple of model.chunk "
+                    f"({self.model.chunk})"
+                )
         if self.eval.block % self.model.chunk or self.eval.block > self.model.context:
             raise ValueError(
                 f"config eval.block ({self.eval.block}) must be a multiple of model.chunk and at most "

@@ -68,3 +68,19 @@ def test_run_end_to_end_by_path_on_tiny_text(tiny_text, tmp_path):
     ckpt = load_checkpoint(out / "calm.pt")
     assert isinstance(ckpt["model"]["head.final.linear.weight"], torch.Tensor)
     assert "| BrierLM |" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.threads=0", "train.threads must be >= 1"),
+        ("model.depth=0", "model.depth must be >= 1"),
+        ("eval.prompt_tokens=3", "multiple of model.chunk"),
+        ("train.lm_flops=0", "lm_flops"),
+        ("data.source=\"wiki\"", "'kjv' or 'text'"),
+        ("model.num_samples=1", "num_samples must be >= 2"),
+    ],
+)
+def test_config_values_are_checked(override, match):
+    with pytest.raises(ValueError, match=match):
+        apply_overrides(preset("tiny"), [override])
