@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "brier_estimates",
     "brier_n",
+    "brier_n_stderr",
     "brierlm",
     "select_with_temperature",
     "calm_eval_draws",
@@ -66,6 +67,15 @@ def brier_estimates(x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> torc
 def brier_n(x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> list[float]:
     """``[Brier-1, ..., Brier-n_max]``: the mean two-sample estimates over positions."""
     return brier_estimates(x1, x2, y).mean(0).tolist()
+
+
+def brier_n_stderr(x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """Standard errors of :func:`brier_n` (sample standard deviation over positions / sqrt(positions);
+    positions treated as independent, which neighbouring positions of one text are not quite)."""
+    est = brier_estimates(x1, x2, y)
+    if est.shape[0] < 2:
+        return [float("nan")] * est.shape[1]
+    return (est.std(0) / est.shape[0] ** 0.5).tolist()
 
 
 def brierlm(briers: list[float]) -> float:

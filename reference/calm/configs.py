@@ -106,13 +106,13 @@ class TrainConfig:
     ae_steps: int = 4000
     ae_batch: int = 256  # chunks per AE step
     ae_lr: float = 2e-3
-    lm_flops: float = 1.1e13  # training FLOPs of EACH language model (equal budgets)
+    lm_flops: float = 1.0e13  # training FLOPs of EACH language model (equal budgets)
     lm_batch: int = 16  # sequences of `context` tokens per LM step
     lm_lr: float = 1e-3
     warmup: int = 100
     grad_clip: float = 1.0
     ae_minutes: float = 4.0  # wall-clock caps (the fraction completed is reported when one is hit)
-    lm_minutes: float = 8.0
+    lm_minutes: float = 9.0
     log_every: int = 50
 
     def __post_init__(self) -> None:
@@ -125,7 +125,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     block: int = 128  # BrierLM evaluation block: fixed windows of this many held-out tokens
-    max_blocks: int = 64  # held-out blocks scored (both models see the same ones)
+    max_blocks: int = 128  # held-out blocks scored (both models see the same ones)
     candidates: int = 64  # draws per step for the likelihood-free temperature sampler
     temperatures: tuple[float, float] = (1.0, 0.5)  # of the form 1/n (n integer) for the sampler
     sample_tokens: int = 48

@@ -36,6 +36,7 @@ if __package__ in (None, ""):
 
 from reference.calm.brierlm import (  # noqa: E402
     brier_n,
+    brier_n_stderr,
     brierlm,
     calm_eval_draws,
     select_with_temperature,
@@ -264,7 +265,8 @@ def run(cfg: RunConfig, out: Path, log=print) -> dict:
     draws = {"calm": calm_eval_draws(calm, ae, blocks), "baseline": token_eval_draws(base, blocks, k)}
     for name, (x1, x2, y) in draws.items():
         b = brier_n(x1, x2, y)
-        results[name].update({"brier_n": b, "brierlm": brierlm(b), "eval_positions": y.shape[0]})
+        results[name].update({"brier_n": b, "brier_n_stderr": brier_n_stderr(x1, x2, y), "brierlm": brierlm(b),
+                              "eval_positions": y.shape[0]})
     with torch.no_grad():
         logits = base.logits(blocks[:, :-1])
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), blocks[:, 1:].reshape(-1))
@@ -303,7 +305,8 @@ def markdown_table(r: dict) -> str:
         "| | CALM-style (energy score) | token baseline (cross-entropy) |",
         "|---|---|---|",
         row("BrierLM", lambda x: f"{x['brierlm']:.2f}"),
-        row("Brier-1 / 2 / 3 / 4", lambda x: " / ".join(f"{v:.4f}" for v in x["brier_n"])),
+        row("Brier-1 / 2 / 3 / 4 (± standard error)", lambda x: " / ".join(
+            f"{v:.4f} ± {se:.4f}" for v, se in zip(x["brier_n"], x["brier_n_stderr"], strict=True))),
         row("held-out perplexity", lambda x: f"{x['heldout_perplexity']:.2f}" if "heldout_perplexity" in x
             else "n/a (no likelihood)"),
         row("training FLOPs (LM)", lambda x: f"{x['train_flops']:.3g}"),

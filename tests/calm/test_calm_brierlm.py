@@ -86,3 +86,13 @@ def test_temperature_sampler_weights_are_binomial_counts():
     assert draws1.count((3, 3)) / 3000 == pytest.approx(1 / 6, abs=0.03)  # T = 1: proportional to counts
     # T = 1/4: nobody seen 4 times -> falls back to n = 3: only the tuple seen 3 times
     assert all(tuple(select_with_temperature(cand, 4, generator=g)[0].tolist()) == (1, 1) for _ in range(20))
+
+
+def test_standard_error_is_std_over_sqrt_positions():
+    from reference.calm.brierlm import brier_n_stderr
+
+    g = torch.Generator().manual_seed(0)
+    x1, x2, y = (torch.randint(0, 2, (50, 4), generator=g) for _ in range(3))
+    est = brier_estimates(x1, x2, y)
+    want = [float(est[:, j].std()) / 50**0.5 for j in range(4)]
+    assert brier_n_stderr(x1, x2, y) == pytest.approx(want, rel=1e-12)
