@@ -91,3 +91,15 @@ def test_bad_inputs():
     kernel = _head("fair", score="kernel")
     with pytest.raises(ValueError, match="score='energy'"):
         kernel.loss(z, torch.randn(2, 6, 3, dtype=torch.float64), target_dim=0)
+
+
+def test_bf16_autocast_gives_a_float32_loss_close_to_float32():
+    head = _head("fair").float()
+    z = torch.randn(8, 5)
+    ys = torch.randn(4, 8, 3)
+    noise = torch.rand(4, 8, head.noise_dim) - 0.5
+    want = head.loss(z, ys, target_dim=0, noise=noise)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = head.loss(z, ys, target_dim=0, noise=noise)
+    assert got.dtype == torch.float32 and torch.isfinite(got)
+    torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
