@@ -108,7 +108,7 @@ class TrainConfig:
     ae_lr: float = 2e-3
     lm_flops: float = 1.0e13  # training FLOPs of EACH language model (equal budgets)
     lm_batch: int = 16  # sequences of `context` tokens per LM step
-    lm_lr: float = 1e-3
+    lm_lr: float = 3e-3
     warmup: int = 100
     grad_clip: float = 1.0
     ae_minutes: float = 4.0  # wall-clock caps (the fraction completed is reported when one is hit)
