@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from calm_support import one_thread_fixture  # noqa: F401 (fixtures)
 
 from reference.calm.brierlm import brier_estimates, brier_n, brierlm, select_with_temperature
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from calm_support import one_thread_fixture  # noqa: F401 (fixtures)
 
 from reference.calm.brierlm import calm_eval_draws, token_eval_draws
 from reference.calm.model import ChunkAutoencoder, ContinuousLM, TokenLM

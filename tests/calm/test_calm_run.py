@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from calm_support import one_thread_fixture, tiny_text_fixture  # noqa: F401 (fixtures)
 
 from reference.calm.configs import RunConfig, apply_overrides, preset
 from reference.calm.run import ROOT_HINT, load_checkpoint, main

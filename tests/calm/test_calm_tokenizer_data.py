@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from calm_support import one_thread_fixture, tiny_text_fixture  # noqa: F401 (fixtures)
 
 from reference.calm import data
 from reference.calm.tokenizer import BPETokenizer
