@@ -106,7 +106,7 @@ class TrainConfig:
     ae_steps: int = 4000
     ae_batch: int = 256  # chunks per AE step
     ae_lr: float = 2e-3
-    lm_flops: float = 1.0e13  # training FLOPs of EACH language model (equal budgets)
+    lm_flops: float = 8.0e12  # training FLOPs of EACH language model (equal budgets)
     lm_batch: int = 16  # sequences of `context` tokens per LM step
     lm_lr: float = 3e-3
     warmup: int = 100
