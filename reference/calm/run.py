@@ -266,7 +266,9 @@ def run(cfg: RunConfig, out: Path, log=print) -> dict:
     for name, (x1, x2, y) in draws.items():
         b = brier_n(x1, x2, y)
         results[name].update({"brier_n": b, "brier_n_stderr": brier_n_stderr(x1, x2, y), "brierlm": brierlm(b),
-                              "eval_positions": y.shape[0]})
+                              "eval_positions": y.shape[0],
+                              # P(x1 = x2) over whole chunks: the exact T = 1/2 sampler's acceptance rate
+                              "two_draw_agreement": (x1 == x2).all(-1).double().mean().item()})
     with torch.no_grad():
         logits = base.logits(blocks[:, :-1])
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), blocks[:, 1:].reshape(-1))
@@ -307,6 +309,7 @@ def markdown_table(r: dict) -> str:
         row("BrierLM", lambda x: f"{x['brierlm']:.2f}"),
         row("Brier-1 / 2 / 3 / 4 (± standard error)", lambda x: " / ".join(
             f"{v:.4f} ± {se:.4f}" for v, se in zip(x["brier_n"], x["brier_n_stderr"], strict=True))),
+        row("two draws agree (whole chunk)", lambda x: f"{x['two_draw_agreement']:.4f}"),
         row("held-out perplexity", lambda x: f"{x['heldout_perplexity']:.2f}" if "heldout_perplexity" in x
             else "n/a (no likelihood)"),
         row("training FLOPs (LM)", lambda x: f"{x['train_flops']:.3g}"),
