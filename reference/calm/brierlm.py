@@ -119,22 +119,24 @@ def select_with_temperature(candidates: torch.Tensor, n: int, generator=None) ->
 def calm_eval_draws(model, autoencoder, blocks: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Two draws of the next chunk at every chunk boundary ``s = K, 2K, ..., L - K`` of each block.
 
-    Returns ``(x1, x2, y)``, each ``(blocks * (L/K - 1), K)``.
+    Returns ``(x1, x2, y)``, each ``(blocks * (L/K - 1), 4)``: the first 4 tokens of each chunk (``K >= 4``).
     """
     k = model.chunk
     chunks = blocks.unflatten(1, (-1, k))
     h = model.hidden(chunks[:, :-1])
     draws = autoencoder.decode(model.head.sample(h, num_samples=2))  # (2, B, T-1, K)
     y = chunks[:, 1:]
-    return draws[0].reshape(-1, k), draws[1].reshape(-1, k), y.reshape(-1, k)
+    n = min(k, 4)
+    return (draws[0][..., :n].reshape(-1, n), draws[1][..., :n].reshape(-1, n), y[..., :n].reshape(-1, n))
 
 
 @torch.no_grad()
 def token_eval_draws(model, blocks: torch.Tensor, chunk: int) -> tuple[torch.Tensor, ...]:
-    """The token model's two sampled ``chunk``-token continuations at the same positions as
-    :func:`calm_eval_draws` (ancestral sampling at T = 1, each continuation rolled out on its own)."""
+    """The token model's two sampled 4-token continuations at the same positions as :func:`calm_eval_draws`
+    (chunk boundaries; ancestral sampling at T = 1, each continuation rolled out on its own)."""
     b, length = blocks.shape
     starts = list(range(chunk, length - chunk + 1, chunk))
+    chunk = min(chunk, 4)  # tokens rolled out per position: Brier-1..4 needs 4
     first = torch.softmax(model.logits(blocks[:, :-1]).double(), -1)  # next-token laws at every position
     x = torch.empty((2, b, len(starts), chunk), dtype=torch.long)
     for i, s in enumerate(starts):

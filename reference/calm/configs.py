@@ -95,6 +95,12 @@ class ModelConfig:
             )
         _positive(self, "chunk", "latent_dim", "ae_embed", "ae_hidden", "width", "depth", "num_heads",
                   "head_width", "target_samples")
+        if self.chunk < 4:
+            raise ValueError(
+                f"config model.chunk must be >= 4: BrierLM scores 4-token continuations and one draw of the "
+                f"continuous model gives one chunk (CALM's extra roll-out steps for K < 4 are not "
+                f"implemented); got {self.chunk}"
+            )
         if self.num_samples < 2:
             raise ValueError(f"config model.num_samples must be >= 2; got {self.num_samples}")
 

@@ -90,3 +90,16 @@ def test_baseline_flops_match_the_matmul_count():
     # every Linear weight and the tied output matrix: 2 FLOPs per weight per position forward, 4 backward
     weights = sum(m.weight.numel() for m in base.modules() if isinstance(m, torch.nn.Linear)) + V * W
     assert flops == 6 * b * t * weights + 12 * b * t * t * W * 1
+
+
+def test_eval_draws_use_the_first_four_tokens_of_longer_chunks():
+    torch.manual_seed(0)
+    k = 8
+    ae = ChunkAutoencoder(V, k, LAT, embed=8, hidden=16)
+    calm = ContinuousLM(V, k, LAT, W, 1, 2, 32, head_width=16, head_depth=1, num_samples=4)
+    base = TokenLM(V, W, 1, 2, 32)
+    blocks = torch.randint(0, V, (2, 32))
+    want = torch.stack([blocks[:, s:s + 4] for s in (8, 16, 24)], 1).reshape(-1, 4)
+    for x1, x2, y in (calm_eval_draws(calm, ae, blocks), token_eval_draws(base, blocks, k)):
+        assert x1.shape == x2.shape == y.shape == (2 * 3, 4)
+        assert torch.equal(y, want)

@@ -80,6 +80,7 @@ def test_run_end_to_end_by_path_on_tiny_text(tiny_text, tmp_path):
         ("train.lm_flops=0", "lm_flops"),
         ("data.source=\"wiki\"", "'kjv' or 'text'"),
         ("model.num_samples=1", "num_samples must be >= 2"),
+        ("model.chunk=2", "model.chunk must be >= 4"),
     ],
 )
 def test_config_values_are_checked(override, match):
