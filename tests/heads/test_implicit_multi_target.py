@@ -103,3 +103,20 @@ def test_bf16_autocast_gives_a_float32_loss_close_to_float32():
         got = head.loss(z, ys, target_dim=0, noise=noise)
     assert got.dtype == torch.float32 and torch.isfinite(got)
     torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
+
+
+def test_torch_compile_fullgraph_multi_target():
+    head = _head("fair").float()
+    z = torch.randn(6, 5)
+    ys = torch.randn(4, 6, 3)
+    mask = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    noise = torch.rand(4, 6, head.noise_dim) - 0.5
+
+    def loss(z, ys, mask, noise):
+        return head.loss(z, ys, mask, target_dim=0, noise=noise)
+
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    got = compiled(z, ys, mask, noise)
+    torch.testing.assert_close(got, loss(z, ys, mask, noise))
+    got.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in head.parameters())
