@@ -14,6 +14,7 @@ from scoringrules_torch._internal.reduction import check_reduction
 from scoringrules_torch.functional.crps_sample import CRPS_ESTIMATORS, crps_ensemble
 from scoringrules_torch.functional.energy import ENERGY_ESTIMATORS, energy_score_terms
 from scoringrules_torch.functional.kernel import KERNEL_ESTIMATORS, kernel_score
+from scoringrules_torch.functional.multi_target import multi_target_energy_score
 from scoringrules_torch.functional.variogram import variogram_score
 from scoringrules_torch.heads._layers import (
     DEFAULT_DEPTH,
@@ -427,14 +428,34 @@ class ImplicitGeneratorHead(HeadBase):
         *,
         reduction: str = "mean",
         noise: torch.Tensor | None = None,
+        target_dim: int | None = None,
     ) -> torch.Tensor:
-        """The training score per position, reduced as the protocol says (see class docstring).
+        r"""The training score per position, reduced as the protocol says (see class docstring).
 
         Args:
             reduction: ``"mean"`` (masked mean), ``"sum"`` or ``"none"`` (see :class:`PredictiveHead`).
             noise: optional fixed noise ``(num_samples, *positions, noise_dim)`` (for reproducibility).
+            target_dim: ``None`` (default): ``target`` is one point per position, ``(*positions, token_dim)``.
+                An int: ``target`` holds ``n`` target *samples* per position along that axis (e.g. draws
+                from an autoencoder's posterior of the true token, as CALM trains), ``(n, *positions,
+                token_dim)`` for ``target_dim=0``. Only for ``score="energy"``: the accuracy term becomes
+                the mean over all ``m x n`` model/target pairs, :math:`\frac{1}{mn}\sum_{i,j}\|x_i -
+                y_j\|^\beta` (the cross term of :func:`~scoringrules_torch.functional.multi_target.
+                multi_target_energy_score`), the spread term is unchanged; with ``n = 1`` this is the
+                one-target loss.
+
+        Examples:
+            >>> import torch
+            >>> from scoringrules_torch.heads import ImplicitGeneratorHead
+            >>> _ = torch.manual_seed(0)
+            >>> head = ImplicitGeneratorHead(2, 8, width=32, depth=1, num_samples=4, estimator="fair")
+            >>> z, ys = torch.randn(5, 8), torch.randn(16, 5, 2)   # 16 target samples per position
+            >>> head.loss(z, ys, target_dim=0, reduction="none").shape
+            torch.Size([5])
         """
         check_reduction(reduction)
+        if target_dim is not None:
+            return self._multi_target_loss(z, target, mask, reduction, noise, target_dim)
         z, target, mask, positions = self._flatten(z, target, mask)
         n = z.shape[0]
         m = self.num_samples
@@ -464,4 +485,78 @@ class ImplicitGeneratorHead(HeadBase):
                 )
         if self._extra_score is not None:
             values = values + self._extra_score(samples, target)
+        return self._reduce(values, mask, reduction, positions)
+
+    def _multi_target_loss(
+        self,
+        z: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor | None,
+        reduction: str,
+        noise: torch.Tensor | None,
+        target_dim: int,
+    ) -> torch.Tensor:
+        """``loss`` against ``n`` target samples per position (``target_dim`` indexes them)."""
+        if isinstance(target_dim, bool) or not isinstance(target_dim, int):
+            raise TypeError(f"target_dim must be None or an int; got {type(target_dim).__name__}")
+        if self.score != "energy":
+            raise ValueError(
+                f"target_dim (several target samples per position) is only supported with "
+                f"score='energy'; this head has score={self.score!r}"
+            )
+        check_floating("target", targets)
+        if not -targets.dim() <= target_dim < targets.dim():
+            raise ValueError(
+                f"target_dim={target_dim} is out of range for target of shape {tuple(targets.shape)}"
+            )
+        targets = targets.movedim(target_dim, 0)
+        if targets.shape[0] < 1:
+            raise ValueError(f"target has no target samples along target_dim={target_dim}")
+        # shape checks (and masking of z) on the first target sample
+        z, _, mask, positions = self._flatten(z, targets[0], mask)
+        n_t = targets.shape[0]
+        targets = targets.reshape(n_t, -1, self.token_dim)
+        if mask is not None:
+            keep = (mask != 0)[None, :, None]
+            zero = torch.zeros((), dtype=targets.dtype, device=targets.device)
+            targets = torch.where(keep, targets, zero)
+        n = z.shape[0]
+        m = self.num_samples
+        if noise is None:
+            noise = self.draw_noise((m, n), z)
+        else:
+            check_floating("noise", noise)
+            if tuple(noise.shape) != (m, *positions, self.noise_dim):
+                raise ValueError(
+                    f"noise must have shape (num_samples={m}, *positions, noise_dim={self.noise_dim}); "
+                    f"got {tuple(noise.shape)}"
+                )
+            noise = noise.reshape(m, n, self.noise_dim)
+        dtype = self._loss_dtype(z)
+        samples = self(z, noise).to(dtype)  # (m, N, d)
+        targets = targets.to(dtype)
+        # spread = 1/2 E||X - X'||^beta with the head's estimator (it does not involve the target)
+        spread = energy_score_terms(
+            samples, targets[0], beta=self.beta, estimator=self.estimator, reduction="none"
+        ).spread
+        # accuracy = mean over the m x n cross pairs: the multi-target score plus its own (fair) spread
+        fair_spread = (
+            spread
+            if self.estimator == "fair"
+            else energy_score_terms(
+                samples, targets[0], beta=self.beta, estimator="fair", reduction="none"
+            ).spread
+        )
+        accuracy = (
+            multi_target_energy_score(
+                samples, targets, beta=self.beta, estimator="fair", reduction="none"
+            )
+            + fair_spread
+        )
+        values = accuracy - self.train_temperature * spread
+        if self.log_terms:
+            self.last_terms = ScoreTerms(
+                self._masked_mean(accuracy, mask).detach(),
+                self._masked_mean(spread, mask).detach(),
+            )
         return self._reduce(values, mask, reduction, positions)
