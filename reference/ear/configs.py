@@ -519,8 +519,10 @@ def _demo() -> RunConfig:
             "data.vae_embed_dim=4",
             "data.vae_ch=32",
             "data.vae_num_res_blocks=1",
-            "data.ae_steps=600",
+            "data.ae_steps=2000",
             "data.ae_batch_size=64",
+            "data.ae_kl_weight=0.01",
+            "train.max_train_minutes=9.0",
         ],
     )
 
