@@ -1,5 +1,11 @@
 """Small-scale ablations of the EAR paper's findings on the Fashion-MNIST demo.
 
+Two plans. ``--plan seeds`` (the default) re-tests, on the latent demo (preset ``demo``), the findings that
+disagreed with the paper on pixel tokens, with ``--seeds`` seeds per arm (:data:`SEED_ARMS`: the baseline, head
+lr x1.0, causal, and bidirectional with a minimum mask ratio of 0.05), and writes the mean and spread per arm
+(``results/latent/seeds.md``, ``seeds.json``). ``--plan full`` is the single-seed sweep of every finding below,
+on the pixel demo (preset ``demo_pixel``; ``results/``).
+
 Every training run starts from the ``demo`` preset (or ``tiny`` for a smoke test) with the same seed, the same
 batches and the same number of optimizer steps; only the ablated setting changes. Then each run is sampled and
 scored with the reference evaluator (:mod:`reference.ear.evaluate`): class accuracy of class-conditional samples,
@@ -26,7 +32,8 @@ Checkpoints and samples go to ``--work-dir``; the tables (Markdown and JSON) and
 
 ::
 
-    python reference/ear/experiments/ablations.py                      # the full sweep (about 1.5 hours, 2 cores)
+    python reference/ear/experiments/ablations.py --steps 500 --n 500  # seeds plan (about 55 minutes, 2 cores)
+    python reference/ear/experiments/ablations.py --plan full          # the full sweep (about 1.5 hours, 2 cores)
     python reference/ear/experiments/ablations.py --preset tiny --steps 4 --n 20 --no-inception  # smoke test
 """
 
