@@ -466,9 +466,8 @@ class TrainData:
         check_same_count(self.n, d)
         self.moments = None
         self.tokenizer_summary: dict | None = None
-        if (
-            dc.tokenizer == "kl"
-        ):  # the first stage: the learned autoencoder (trained once, then cached)
+        if dc.tokenizer == "kl":
+            # the first stage: the learned autoencoder (trained once, then cached)
             if self.images is None:
                 raise ValueError(
                     f"data.tokenizer='kl' (the learned autoencoder) needs an in-memory dataset "
@@ -486,9 +485,8 @@ class TrainData:
             dc, d.device, channels_last=self.channels_last, vae_strict=vae_strict
         )
         self.decoder = TokenDecoder(self.tokenizer, raw_size(dc))
-        if (
-            dc.tokenizer == "kl"
-        ):  # posterior moments of every image, once; each step samples from them
+        if dc.tokenizer == "kl":
+            # posterior moments of every image, once; each step samples from them
             with torch.no_grad():
                 self.moments = torch.cat(
                     [

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reference.ear.data import RAW_SIZES, load_digits, load_fashion_mnist
+from reference.ear.data import RAW_SIZES, load_digits, load_fashion_mnist, to_unit_range
 from reference.ear.sampling import class_labels, generate, save_grid
 from reference.ear.tokenizer import KLTokenizer
 
@@ -448,10 +448,9 @@ def tokenizer_reconstructor(decode, config, device):
     tok = getattr(decode, "tokenizer", None)
     if not isinstance(tok, KLTokenizer) or config.data.dataset not in RAW_SIZES:
         return None
-    pad = (config.data.image_size - RAW_SIZES[config.data.dataset]) // 2
 
-    def reconstruct(x01: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x01.to(device) * 2 - 1, (pad, pad, pad, pad), value=-1.0)
+    def reconstruct(x01: torch.Tensor) -> torch.Tensor:  # padded and scaled as the training images
+        x = to_unit_range(x01 * 255, pad_to=config.data.image_size).to(device)
         return decode(tok.encode(x, sample=False)).cpu()
 
     return reconstruct
