@@ -211,7 +211,8 @@ def write_seed_table(plan: Plan, results: dict, meta: dict, out: Path, seeds: in
     ]
     summary = {}
     for arm, _, label in SEED_ARMS:
-        rows = [results.get(f"eval/{arm}_s{s}__cfg3_t0.7", {}) for s in range(1, seeds + 1)]
+        names = [find_eval(plan, f"{arm}_s{s}", 3.0, 0.7) for s in range(1, seeds + 1)]
+        rows = [results.get(f"eval/{name}", {}) for name in names]
         ok = [r for r in rows if "classifier_fd" in r]
         if not ok:
             lines.append(f"| {label} | not run |" + " |" * len(keys))
