@@ -509,26 +509,25 @@ def _demo() -> RunConfig:
 
     Stage 1 trains the small KL autoencoder (28x28 images padded to 32 -> 4 x 8 x 8 latents, cached); stage 2 is
     EAR over 16 tokens of 2 x 2 latent cells (16 values each). Sized for 2 CPU cores and 15 minutes in total.
-    It differs from :func:`_demo_latent4` where tuning runs on 2 cores measured a gain at equal time
-    (``docs/ear.md``): a smaller model (width 128, 1.0M parameters) trained for twice the steps, the head at the
-    backbone's learning rate (x1.0, which the seeded ablation found better at this scale than the paper's x0.25),
-    a 2x larger learning rate, and a shorter tokenizer stage.
+    It differs from :func:`_demo_latent4` (same tokenizer) where tuning runs on 2 cores measured a gain at equal
+    time (``reference/ear/experiments/results/latent/tuning.md``): a smaller model (width 96, 0.67M parameters)
+    trained for twice the steps, the head at the backbone's learning rate (x1.0, which the seeded ablation found
+    better at this scale than the paper's x0.25), a 2x larger learning rate, and CFG 4.
     """
     return apply_overrides(
         _demo_latent4(),
         [
             'name="demo"',
-            "model.width=128",
+            "model.width=96",
             "model.num_heads=4",
             "model.head_width=128",
-            "data.ae_steps=1400",
-            "data.ae_lr=3e-3",
             "train.score_lrscale=1.0",
             "train.blr=4e-3",
             "train.ema_rate=0.9975",
-            "train.epochs=4.0",
+            "train.epochs=6.0",
             "train.plot_every=500",
             "train.max_train_minutes=8.0",
+            "sample.cfg=4.0",
         ],
     )
 
