@@ -526,7 +526,6 @@ def _demo() -> RunConfig:
             "train.ema_rate=0.9975",
             "train.epochs=6.0",
             "train.plot_every=500",
-            "train.max_train_minutes=8.0",
             "sample.cfg=4.0",
         ],
     )

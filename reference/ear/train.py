@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -167,8 +168,14 @@ def completion_line(metrics: dict, config: RunConfig) -> str:
     return (
         f"[train] training INCOMPLETE: the time cap (train.max_train_minutes="
         f"{config.train.max_train_minutes}) stopped it at step {done} of {planned} "
-        f"({100 * metrics['fraction_completed']:.0f} % of the planned steps); the metrics are of this shorter run"
+        f"({_percent_done(done, planned)} % of the planned steps); the metrics are of this shorter run"
     )
+
+
+def _percent_done(done: int, planned: int) -> str:
+    """``100 done / planned`` rounded down to 0.1, so that an incomplete run never reads as 100 %."""
+    return f"{math.floor(1000 * done / planned) / 10:.1f}"
+
 
 
 if __name__ == "__main__":

@@ -173,3 +173,14 @@ def test_a_complete_run_says_complete(tmp_path, capsys):
     assert last == "[train] training complete: 3 of 3 planned steps"
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["stopped_by_time_cap"] is False and m["fraction_completed"] == 1.0
+
+
+def test_an_incomplete_run_never_reads_as_100_percent():
+    from reference.ear.configs import preset
+    from reference.ear.train import completion_line
+
+    config = preset("demo")
+    m = {"train_steps": 2801, "planned_steps": 2808, "stopped_by_time_cap": True, "fraction_completed": 0.9975}
+    assert "step 2801 of 2808 (99.7 % of the planned steps)" in completion_line(m, config)
+    m = {"train_steps": 2808, "planned_steps": 2808, "stopped_by_time_cap": False, "fraction_completed": 1.0}
+    assert completion_line(m, config) == "[train] training complete: 2808 of 2808 planned steps"
