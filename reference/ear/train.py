@@ -177,6 +177,5 @@ def _percent_done(done: int, planned: int) -> str:
     return f"{math.floor(1000 * done / planned) / 10:.1f}"
 
 
-
 if __name__ == "__main__":
     main()

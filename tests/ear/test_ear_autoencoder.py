@@ -180,7 +180,17 @@ def test_an_incomplete_run_never_reads_as_100_percent():
     from reference.ear.train import completion_line
 
     config = preset("demo")
-    m = {"train_steps": 2801, "planned_steps": 2808, "stopped_by_time_cap": True, "fraction_completed": 0.9975}
+    m = {
+        "train_steps": 2801,
+        "planned_steps": 2808,
+        "stopped_by_time_cap": True,
+        "fraction_completed": 0.9975,
+    }
     assert "step 2801 of 2808 (99.7 % of the planned steps)" in completion_line(m, config)
-    m = {"train_steps": 2808, "planned_steps": 2808, "stopped_by_time_cap": False, "fraction_completed": 1.0}
+    m = {
+        "train_steps": 2808,
+        "planned_steps": 2808,
+        "stopped_by_time_cap": False,
+        "fraction_completed": 1.0,
+    }
     assert completion_line(m, config) == "[train] training complete: 2808 of 2808 planned steps"
