@@ -1,7 +1,7 @@
 """Small-scale ablations of the EAR paper's findings on the Fashion-MNIST demo.
 
-Two plans. ``--plan seeds`` (the default) re-tests, on the first latent demo (preset ``demo_latent4``: 4 latent
-channels, the paper's head learning rate x0.25; the ``demo`` preset later adopted what it found), the findings that
+Two plans. ``--plan seeds`` (the default) re-tests, on the first latent demo (preset ``demo_latent4``: a width-192
+model, the paper's head learning rate x0.25; the ``demo`` preset later adopted what it found), the findings that
 disagreed with the paper on pixel tokens, with ``--seeds`` seeds per arm (:data:`SEED_ARMS`: the baseline, head
 lr x1.0, causal, and bidirectional with a minimum mask ratio of 0.05), and writes the mean and spread per arm
 (``results/latent/seeds.md``, ``seeds.json``). ``--plan full`` is the single-seed sweep of every finding below,
