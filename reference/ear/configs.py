@@ -110,6 +110,8 @@ class DataConfig:
     ae_kl_weight: float = (
         1e-3  # weight of KL(q(z|x) || N(0, I)) per pixel against the L1 + L2 reconstruction
     )
+    # then this many steps refine the decoder alone, the encoder (hence the latent space) frozen
+    ae_decoder_steps: int = 0
     ae_cache_dir: str = "runs/tokenizers"
 
     def __post_init__(self) -> None:
@@ -317,6 +319,7 @@ _RULES: dict[str, dict[str, Any]] = {
         "ae_batch_size": _GE1,
         "ae_lr": _POS,
         "ae_kl_weight": _GE0,
+        "ae_decoder_steps": _GE0,
     },
     "train": {
         "batch_size": _GE1,
@@ -518,13 +521,14 @@ def _demo() -> RunConfig:
         _demo_latent4(),
         [
             'name="demo"',
-            "model.width=96",
+            "model.width=64",
             "model.num_heads=4",
-            "model.head_width=128",
+            "model.head_width=96",
+            "data.ae_decoder_steps=1000",
             "train.score_lrscale=1.0",
             "train.blr=4e-3",
             "train.ema_rate=0.9975",
-            "train.epochs=6.0",
+            "train.epochs=8.4",
             "train.plot_every=500",
             "sample.cfg=4.0",
         ],
