@@ -526,6 +526,7 @@ def _demo() -> RunConfig:
             "model.width=64",
             "model.num_heads=4",
             "model.head_width=96",
+            "data.ae_steps=1500",
             "data.ae_decoder_steps=1000",
             "train.score_lrscale=1.0",
             "train.blr=4e-3",
