@@ -127,7 +127,13 @@ def load_fashion_mnist(
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """sklearn's digits: images ``(1797, 8, 8)`` uint8 in 0..255 (levels 0..16 rescaled) and labels int64."""
-    from sklearn.datasets import load_digits as _load
+    try:
+        from sklearn.datasets import load_digits as _load
+    except ImportError as e:  # the demo's extra ([ear]) does not install it; the tests' ([test]) does
+        raise ImportError(
+            "the digits data set (preset 'tiny', the tests) needs scikit-learn: pip install -e '.[test]' "
+            "or pip install scikit-learn"
+        ) from e
 
     d = _load()
     images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
