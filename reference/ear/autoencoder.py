@@ -139,7 +139,8 @@ def autoencoder_settings(dc) -> dict:
         "kl_weight": dc.ae_kl_weight,
         "seed": 0,
     }
-    if dc.ae_decoder_steps:  # only when used, so that the files cached before this setting keep their names
+    # only when used, so that the files cached before this setting keep their names
+    if dc.ae_decoder_steps:
         settings["decoder_steps"] = dc.ae_decoder_steps
     return settings
 
@@ -181,7 +182,9 @@ def train_autoencoder(images: torch.Tensor, settings: dict, *, log=print) -> tup
         _train_phase(vae, images, settings, gen, settings["steps"], decoder_only=False, log=log)
         if settings.get("decoder_steps", 0):
             vae.encoder.requires_grad_(False)
-            _train_phase(vae, images, settings, gen, settings["decoder_steps"], decoder_only=True, log=log)
+            _train_phase(
+                vae, images, settings, gen, settings["decoder_steps"], decoder_only=True, log=log
+            )
     vae.eval().requires_grad_(False)
     with torch.no_grad():
         means = torch.cat([vae.encode(b).mean for b in images[:10000].split(1000)])
@@ -232,9 +235,12 @@ def _train_phase(
         loss.backward()
         opt.step()
         if not torch.isfinite(loss):
-            raise RuntimeError(f"autoencoder training diverged at {what} {step}: loss {loss.item()}")
+            raise RuntimeError(
+                f"autoencoder training diverged at {what} {step}: loss {loss.item()}"
+            )
         if step % 200 == 0 or step == steps - 1:
-            log(f"[tokenizer] {what} {step + 1}/{steps}: loss {loss.item():.4f}, {time.time() - t0:.0f} s")
+            secs = time.time() - t0
+            log(f"[tokenizer] {what} {step + 1}/{steps}: loss {loss.item():.4f}, {secs:.0f} s")
 
 
 def _save_atomic(obj: dict, path: Path) -> None:

@@ -8,8 +8,8 @@ Presets:
 
 - ``demo``: class-conditional Fashion-MNIST on a CPU in the latent space of a small KL autoencoder that the job
   trains first and caches (the main job, about 15 minutes on 2 cores).
-- ``demo_latent4``: the first latent demo (same tokenizer, a width-192 model, the paper's head learning rate);
-  the base of the seeded ablation.
+- ``demo_latent4``: the first latent demo (the same tokenizer without the decoder refinement, a width-192 model,
+  the paper's head learning rate); the base of the seeded ablation.
 - ``demo_pixel``: the same in pixel space (tokens are 7x7 pixel patches), for comparison.
 - ``tiny``: sklearn digits, seconds; used by the tests.
 - ``tiny_kl16``: the ImageNet code path (cached KL latents) at toy size, for tests and GPU smoke checks.
@@ -75,7 +75,9 @@ class ModelConfig:
     score_batch_mul: int = 2  # pairs per token: the head draws 2 x score_batch_mul samples
     beta: float = 1.0  # energy-score exponent (the paper's alpha), in (0, 2)
     train_temperature: float = 1.0  # tau_train: weight of the spread term (1 = strictly proper)
-    diffusion_steps: int = 100  # default sampling steps of head="diffusion" / "distributional_diffusion"
+    diffusion_steps: int = (
+        100  # default sampling steps of head="diffusion" / "distributional_diffusion"
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -187,7 +189,9 @@ class SampleConfig:
     compile: bool = (
         False  # torch.compile the backbone blocks and the head for sampling (dynamic shapes)
     )
-    head_steps: int | None = None  # sampling steps of a diffusion head (None: model.diffusion_steps)
+    head_steps: int | None = (
+        None  # sampling steps of a diffusion head (None: model.diffusion_steps)
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -515,7 +519,7 @@ def _demo() -> RunConfig:
     2 x 2 latent cells (16 values each). Sized for 2 CPU cores and 15 minutes in total. It differs from
     :func:`_demo_latent4` (same first-phase tokenizer) where tuning runs on 2 cores measured a gain at equal time
     (``reference/ear/experiments/results/latent/tuning.md``): the decoder refinement, a smaller model (width 64,
-    head width 96, 0.33M parameters) trained for 3.4x the steps, the head at the backbone's learning rate (x1.0,
+    head width 96, 0.33M parameters) trained for 2.7x the steps (3,744), the head at the backbone's learning rate (x1.0,
     which the seeded ablation found better at this scale than the paper's x0.25), a 2x larger learning rate, and
     CFG 4.
     """

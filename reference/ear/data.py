@@ -129,7 +129,7 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """sklearn's digits: images ``(1797, 8, 8)`` uint8 in 0..255 (levels 0..16 rescaled) and labels int64."""
     try:
         from sklearn.datasets import load_digits as _load
-    except ImportError as e:  # the demo's extra ([ear]) does not install it; the tests' ([test]) does
+    except ImportError as e:  # the demo's extra ([ear]) lacks it; the tests' ([test]) has it
         raise ImportError(
             "the digits data set (preset 'tiny', the tests) needs scikit-learn: pip install -e '.[test]' "
             "or pip install scikit-learn"

@@ -101,7 +101,9 @@ def test_the_decoder_phase_keeps_the_latent_space_and_sharpens_the_decoding(tmp_
 
     x = to_unit_range(load_digits()[0])
     base = _config(tmp_path, "data.ae_steps=100", "data.ae_lr=0.005")
-    refined = _config(tmp_path, "data.ae_steps=100", "data.ae_lr=0.005", "data.ae_decoder_steps=150")
+    refined = _config(
+        tmp_path, "data.ae_steps=100", "data.ae_lr=0.005", "data.ae_decoder_steps=150"
+    )
     # the setting is part of the cache key only when used: files cached before it keep their names
     assert "decoder_steps" not in autoencoder_settings(base.data)
     assert autoencoder_path(refined.data) != autoencoder_path(base.data)
@@ -112,13 +114,17 @@ def test_the_decoder_phase_keeps_the_latent_space_and_sharpens_the_decoding(tmp_
     vae0, _ = load_autoencoder(p0)
     vae1, _ = load_autoencoder(p1)
     # the first phase is the same computation: the encoder (hence the tokens and their scale) is unchanged
-    for (name, a), b in zip(vae0.encoder.state_dict().items(), vae1.encoder.state_dict().values()):
+    for (name, a), b in zip(
+        vae0.encoder.state_dict().items(), vae1.encoder.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     assert s1["scale"] == s0["scale"] and s1["posterior_std"] == s0["posterior_std"]
     # only the decoder moved, and it reconstructs the held-out images better
     assert any(
         not torch.equal(a, b)
-        for a, b in zip(vae0.decoder.state_dict().values(), vae1.decoder.state_dict().values())
+        for a, b in zip(
+            vae0.decoder.state_dict().values(), vae1.decoder.state_dict().values(), strict=True
+        )
     )
     assert s1["recon_mse"] < 0.95 * s0["recon_mse"]
 
