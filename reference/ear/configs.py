@@ -75,9 +75,7 @@ class ModelConfig:
     score_batch_mul: int = 2  # pairs per token: the head draws 2 x score_batch_mul samples
     beta: float = 1.0  # energy-score exponent (the paper's alpha), in (0, 2)
     train_temperature: float = 1.0  # tau_train: weight of the spread term (1 = strictly proper)
-    diffusion_steps: int = (
-        100  # default sampling steps of head="diffusion" / "distributional_diffusion"
-    )
+    diffusion_steps: int = 100  # default sampling steps of head="diffusion" / "distributional_diffusion"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -189,9 +187,7 @@ class SampleConfig:
     compile: bool = (
         False  # torch.compile the backbone blocks and the head for sampling (dynamic shapes)
     )
-    head_steps: int | None = (
-        None  # sampling steps of a diffusion head (None: model.diffusion_steps)
-    )
+    head_steps: int | None = None  # sampling steps of a diffusion head (None: model.diffusion_steps)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -519,9 +515,9 @@ def _demo() -> RunConfig:
     2 x 2 latent cells (16 values each). Sized for 2 CPU cores and 15 minutes in total. It differs from
     :func:`_demo_latent4` (same first-phase tokenizer) where tuning runs on 2 cores measured a gain at equal time
     (``reference/ear/experiments/results/latent/tuning.md``): the decoder refinement, a smaller model (width 64,
-    head width 96, 0.33M parameters) trained for 2.7x the steps (3,744), the head at the backbone's learning rate (x1.0,
-    which the seeded ablation found better at this scale than the paper's x0.25), a 2x larger learning rate, and
-    CFG 4.
+    head width 96, 0.33M parameters) trained for 2.7x the steps (3,744), the head at the backbone's learning
+    rate (x1.0, which the seeded ablation found better at this scale than the paper's x0.25), a 2x larger
+    learning rate, and CFG 4.
     """
     return apply_overrides(
         _demo_latent4(),
